@@ -1,0 +1,1 @@
+//! TimeCoin networking: transport, framing, handshake, peers, gossip and sync. Not built yet.

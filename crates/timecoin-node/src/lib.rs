@@ -1,0 +1,1 @@
+//! TimeCoin node engine: composes the layers, config, RPC. Not built yet.

@@ -1,0 +1,1 @@
+//! TimeCoin types (being written).
