@@ -47,8 +47,8 @@ impl LtHash {
             .finalize_xof()
             .fill(&mut bytes);
         let mut lanes = [0u16; LTHASH_LANES];
-        for (lane, pair) in lanes.iter_mut().zip(bytes.chunks_exact(2)) {
-            *lane = u16::from_le_bytes([pair[0], pair[1]]);
+        for (lane, pair) in lanes.iter_mut().zip(bytes.as_chunks::<2>().0) {
+            *lane = u16::from_le_bytes(*pair);
         }
         lanes
     }
@@ -104,8 +104,8 @@ impl LtHash {
             });
         }
         let mut lanes = Box::new([0u16; LTHASH_LANES]);
-        for (lane, pair) in lanes.iter_mut().zip(bytes.chunks_exact(2)) {
-            *lane = u16::from_le_bytes([pair[0], pair[1]]);
+        for (lane, pair) in lanes.iter_mut().zip(bytes.as_chunks::<2>().0) {
+            *lane = u16::from_le_bytes(*pair);
         }
         Ok(LtHash { lanes })
     }

@@ -134,8 +134,7 @@ struct Prepared {
 
 fn prepare(
     key: &PublicKey,
-    domain: SigDomain,
-    chain: ChainId,
+    prefix: &[u8],
     message: &[u8],
     signature: &Signature,
 ) -> Result<Prepared, CryptoError> {
@@ -151,10 +150,27 @@ fn prepare(
     let mut h = Sha512::new();
     h.update(r_bytes);
     h.update(key.compressed().as_bytes());
-    h.update(domain.prefix(chain));
+    h.update(prefix);
     h.update(message);
     let k = Scalar::from_hash(h);
     Ok(Prepared { r, s, k })
+}
+
+/// The single-signature check behind both [`verify`] and [`verify_raw`], so the two cannot drift apart.
+fn verify_prefixed(
+    key: &PublicKey,
+    prefix: &[u8],
+    message: &[u8],
+    signature: &Signature,
+) -> Result<(), CryptoError> {
+    let p = prepare(key, prefix, message, signature)?;
+    // [S]B − [k]A
+    let rhs = EdwardsPoint::vartime_double_scalar_mul_basepoint(&(-p.k), key.point(), &p.s);
+    if (rhs - p.r).mul_by_cofactor().is_identity() {
+        Ok(())
+    } else {
+        Err(CryptoError::BadSignature)
+    }
 }
 
 /// Verifies one signature under the rule in the module docs.
@@ -165,14 +181,23 @@ pub fn verify(
     message: &[u8],
     signature: &Signature,
 ) -> Result<(), CryptoError> {
-    let p = prepare(key, domain, chain, message, signature)?;
-    // [S]B − [k]A
-    let rhs = EdwardsPoint::vartime_double_scalar_mul_basepoint(&(-p.k), key.point(), &p.s);
-    if (rhs - p.r).mul_by_cofactor().is_identity() {
-        Ok(())
-    } else {
-        Err(CryptoError::BadSignature)
-    }
+    verify_prefixed(key, &domain.prefix(chain), message, signature)
+}
+
+/// Verifies a signature over `message` exactly as given, with no domain prefix, under the same rule as
+/// [`verify`].
+///
+/// Not part of the supported API: it exists so conformance tests can feed published vectors (RFC 8032,
+/// Wycheproof), which sign bare messages, through the very code that checks TimeCoin signatures.
+/// Protocol code must use [`verify`], whose prefix keeps a signature from being replayed in another
+/// domain or on another chain.
+#[doc(hidden)]
+pub fn verify_raw(
+    key: &PublicKey,
+    message: &[u8],
+    signature: &Signature,
+) -> Result<(), CryptoError> {
+    verify_prefixed(key, &[], message, signature)
 }
 
 /// One signature to check in a batch.
@@ -219,8 +244,7 @@ pub fn verify_batch(items: &[BatchItem<'_>]) -> Result<(), CryptoError> {
     for (i, item) in items.iter().enumerate() {
         match prepare(
             item.key,
-            item.domain,
-            item.chain,
+            &item.domain.prefix(item.chain),
             item.message,
             item.signature,
         ) {

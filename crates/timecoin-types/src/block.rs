@@ -1,0 +1,109 @@
+//! Blocks, headers, and the UTXO-set commitment.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use timecoin_crypto::{ChainId, Hash, HashDomain, LtHash, PublicKey, hash, merkle_root};
+
+use crate::{OutPoint, Transaction, TxOut, Wire, codec};
+
+/// Height of a block; genesis is 0.
+pub type Height = u64;
+/// A consensus view (round) within a height; 0 first, +1 per view change.
+pub type View = u32;
+
+/// A block's id: the hash of its header.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BlockHash(pub Hash);
+
+impl fmt::Display for BlockHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+impl fmt::Debug for BlockHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BlockHash({}…)", &self.0.to_hex()[..16])
+    }
+}
+
+/// A block header. The hash of its encoding is the block's id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockHeader {
+    /// Chain this block belongs to.
+    pub chain_id: ChainId,
+    /// Position in the chain.
+    pub height: Height,
+    /// The view in which it was proposed.
+    pub view: View,
+    /// The previous block's hash ([`Hash::ZERO`] for genesis).
+    pub parent: BlockHash,
+    /// Proposer's wall-clock time, milliseconds since the Unix epoch (informational; consensus does not
+    /// trust clocks).
+    pub timestamp_ms: u64,
+    /// The leader that proposed it.
+    pub proposer: PublicKey,
+    /// Merkle root of the transaction ids.
+    pub tx_root: Hash,
+    /// [`LtHash::checksum`] of the UTXO set after this block.
+    pub utxo_commitment: Hash,
+}
+
+impl BlockHeader {
+    /// The block id.
+    pub fn hash(&self) -> BlockHash {
+        BlockHash(hash(HashDomain::BlockHeader, &codec::encode(self)))
+    }
+}
+
+impl Wire for BlockHeader {
+    const NAME: &'static str = "block header";
+    const MAX_ENCODED_LEN: usize = 512;
+}
+
+/// A header and its transactions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    /// Header.
+    pub header: BlockHeader,
+    /// Transactions, in the order they apply.
+    pub transactions: Vec<Transaction>,
+}
+
+impl Wire for Block {
+    const NAME: &'static str = "block";
+    const MAX_ENCODED_LEN: usize = crate::MAX_BLOCK_BYTES;
+}
+
+impl Block {
+    /// The block id.
+    pub fn hash(&self) -> BlockHash {
+        self.header.hash()
+    }
+
+    /// Merkle root of the transaction ids, as the header should carry.
+    pub fn compute_tx_root(&self) -> Hash {
+        let ids: Vec<Hash> = self.transactions.iter().map(|t| t.txid().0).collect();
+        merkle_root(&ids)
+    }
+}
+
+/// The bytes one unspent output contributes to the UTXO multiset hash: its outpoint and its output.
+pub fn utxo_element(outpoint: &OutPoint, out: &TxOut) -> Vec<u8> {
+    codec::encode(&(outpoint, out))
+}
+
+/// Applies a block's UTXO changes to a multiset hash: O(changes), never a rehash of the set.
+pub fn apply_to_commitment(
+    state: &mut LtHash,
+    spent: &[(OutPoint, TxOut)],
+    created: &[(OutPoint, TxOut)],
+) {
+    for (op, out) in spent {
+        state.remove(&utxo_element(op, out));
+    }
+    for (op, out) in created {
+        state.insert(&utxo_element(op, out));
+    }
+}
