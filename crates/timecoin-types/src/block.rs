@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{Error as _, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use timecoin_crypto::{ChainId, Hash, HashDomain, LtHash, PublicKey, hash, merkle_root};
 
 use crate::{OutPoint, Transaction, TxOut, Wire, codec};
@@ -67,8 +68,37 @@ impl Wire for BlockHeader {
 pub struct Block {
     /// Header.
     pub header: BlockHeader,
-    /// Transactions, in the order they apply.
+    /// Transactions, in the order they apply; at most [`crate::MAX_BLOCK_TXS`] are decoded.
+    #[serde(deserialize_with = "bounded_transactions")]
     pub transactions: Vec<Transaction>,
+}
+
+/// Decodes a block's transaction list, refusing more than [`crate::MAX_BLOCK_TXS`] before reserving or
+/// decoding them, so the memory a block costs stays proportional to its size in bytes.
+fn bounded_transactions<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Transaction>, D::Error> {
+    struct Bounded;
+    impl<'de> Visitor<'de> for Bounded {
+        type Value = Vec<Transaction>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "at most {} transactions", crate::MAX_BLOCK_TXS)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let declared = seq.size_hint().unwrap_or(0);
+            if declared > crate::MAX_BLOCK_TXS {
+                return Err(A::Error::invalid_length(declared, &self));
+            }
+            // The declared count is untrusted until the elements arrive: reserve a little, grow as they do.
+            let mut txs = Vec::with_capacity(declared.min(1024));
+            while let Some(tx) = seq.next_element()? {
+                if txs.len() == crate::MAX_BLOCK_TXS {
+                    return Err(A::Error::invalid_length(txs.len() + 1, &self));
+                }
+                txs.push(tx);
+            }
+            Ok(txs)
+        }
+    }
+    d.deserialize_seq(Bounded)
 }
 
 impl Wire for Block {

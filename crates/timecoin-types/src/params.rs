@@ -17,6 +17,11 @@ pub const MAX_TX_INPUTS: usize = 1_000;
 pub const MAX_TX_OUTPUTS: usize = 1_000;
 /// Largest encoded block: 4 MiB, so a block with its certificate fits in one network frame.
 pub const MAX_BLOCK_BYTES: usize = 4 * 1024 * 1024;
+/// Most transactions in one block, enforced while decoding. Every transaction that can pass
+/// [`crate::Transaction::check`] has an input, and one input alone encodes to 129 bytes, so no valid block of
+/// [`MAX_BLOCK_BYTES`] comes near this; without the bound, a block of 4-byte empty transactions would
+/// decode into ~300 bytes of memory per 4 bytes of input.
+pub const MAX_BLOCK_TXS: usize = 32_768;
 /// Largest network message (seed: 10 MB frames).
 pub const MAX_MESSAGE_BYTES: usize = 10 * 1024 * 1024;
 /// Most signatures in a commit certificate; bounds decoding work for a certificate.

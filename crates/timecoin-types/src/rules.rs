@@ -120,12 +120,19 @@ pub fn signature_messages(
         .collect()
 }
 
-/// Verifies every input signature of `tx` (as one batch).
+/// Verifies every input signature of `tx` (as one batch). `spent` holds the output each input spends, in
+/// input order; an input without one is reported as missing rather than silently left unverified.
 pub fn verify_signatures(
     tx: &Transaction,
     chain: ChainId,
     spent: &[TxOut],
 ) -> Result<(), TypesError> {
+    if let Some(input) = tx.inputs.get(spent.len()) {
+        return Err(TypesError::MissingInput {
+            index: spent.len(),
+            outpoint: input.prevout,
+        });
+    }
     let messages = signature_messages(tx, spent);
     let items: Vec<BatchItem<'_>> = tx
         .inputs
@@ -227,7 +234,11 @@ pub fn check_block(
     let mut all_spent = Vec::with_capacity(block.transactions.len());
     for (index, tx) in block.transactions.iter().enumerate() {
         for input in &tx.inputs {
-            if let Some(first) = spender.insert(input.prevout, index) {
+            // A transaction spending one output twice is its own fault (`DuplicateInput`, reported by
+            // its own check below), not a conflict between two transactions.
+            if let Some(first) = spender.insert(input.prevout, index)
+                && first != index
+            {
                 return Err(TypesError::ConflictInBlock {
                     first,
                     second: index,
