@@ -1,0 +1,203 @@
+//! The masternode registry: which validator set governs each height, derived from finalized blocks only,
+//! so every node switches sets at the same height.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use timecoin_crypto::Address;
+use timecoin_types::{Block, Genesis, Height, MAX_VALIDATORS, TxKind};
+use tracing::info;
+
+use crate::{ConsensusError, Validator, ValidatorSet};
+
+/// Sets kept for heights below the next one to decide (for checking late messages and evidence).
+pub const REGISTRY_HISTORY: usize = 8;
+
+/// One immutable state of the registry.
+#[derive(Clone, Debug)]
+struct Schedule {
+    /// Changes of block `f` take effect at `f + delay` (a delay of 0 counts as 1: a block cannot change
+    /// the set that decides it).
+    delay: u64,
+    /// The highest finalized height applied.
+    finalized: Height,
+    /// The oldest set kept, in force from `oldest.0` on (until the first entry of `later`).
+    oldest: (Height, Arc<ValidatorSet>),
+    /// Later sets, keyed by the height they take effect at. Bounded: at most `delay` pending entries (one
+    /// per finalized block) plus [`REGISTRY_HISTORY`] past ones.
+    later: BTreeMap<Height, Arc<ValidatorSet>>,
+}
+
+impl Schedule {
+    fn set_for(&self, height: Height) -> Option<Arc<ValidatorSet>> {
+        if height > self.finalized.saturating_add(self.delay) || height < self.oldest.0 {
+            return None;
+        }
+        Some(
+            self.later
+                .range(..=height)
+                .next_back()
+                .map_or(&self.oldest.1, |(_, s)| s)
+                .clone(),
+        )
+    }
+
+    fn latest(&self) -> &Arc<ValidatorSet> {
+        self.later.values().next_back().unwrap_or(&self.oldest.1)
+    }
+}
+
+/// Which validators decide which height, shared by the whole node.
+///
+/// Readers ([`ValidatorRegistry::current`], [`ValidatorRegistry::set_for`]) never block: the state is an
+/// immutable snapshot behind an [`ArcSwap`], replaced atomically by [`ValidatorRegistry::on_finalized`]
+/// (one writer: the task applying finalized blocks).
+///
+/// Rules, applied in block order and transaction order, identical on every node:
+/// - `RegisterMasternode` adds the operator key with its tier (weight [`timecoin_types::Tier::weight`]),
+///   owned by the address of the transaction's first input; a key already present is ignored.
+/// - `DeregisterMasternode` removes the key if an input of the transaction is signed by its owner.
+/// - A transaction spending a validator's collateral output removes that validator.
+/// - Changes of the block at height `f` take effect at `f + max(validator_set_delay, 1)`.
+/// - A change that would empty the set, or exceed [`MAX_VALIDATORS`], is not applied.
+///
+/// Whether a registration's collateral exists and is large enough is a block-validity rule checked by the
+/// application before the block was finalized; the registry trusts finalized blocks.
+#[derive(Debug)]
+pub struct ValidatorRegistry {
+    schedule: ArcSwap<Schedule>,
+}
+
+impl ValidatorRegistry {
+    /// A registry whose `initial` set governs heights from `finalized + 1`, with no pending changes.
+    pub fn new(initial: ValidatorSet, finalized: Height, validator_set_delay: u64) -> Self {
+        ValidatorRegistry {
+            schedule: ArcSwap::from_pointee(Schedule {
+                delay: validator_set_delay.max(1),
+                finalized,
+                oldest: (0, Arc::new(initial)),
+                later: BTreeMap::new(),
+            }),
+        }
+    }
+
+    /// The registry right after genesis (height 0 finalized).
+    pub fn from_genesis(genesis: &Genesis) -> Result<Self, ConsensusError> {
+        Ok(Self::new(
+            ValidatorSet::from_genesis(genesis)?,
+            0,
+            genesis.params.validator_set_delay,
+        ))
+    }
+
+    /// The highest finalized height applied.
+    pub fn finalized_height(&self) -> Height {
+        self.schedule.load().finalized
+    }
+
+    /// The set deciding the next height (`finalized_height + 1`).
+    pub fn current(&self) -> Arc<ValidatorSet> {
+        let schedule = self.schedule.load();
+        let next = schedule.finalized.saturating_add(1);
+        schedule
+            .set_for(next)
+            .unwrap_or_else(|| schedule.latest().clone())
+    }
+
+    /// The set of `height`, known for every height up to `finalized_height + delay` (later heights depend
+    /// on blocks not yet final). Heights far below the tip may have been forgotten
+    /// ([`REGISTRY_HISTORY`] sets are kept); `None` then too.
+    pub fn set_for(&self, height: Height) -> Option<Arc<ValidatorSet>> {
+        self.schedule.load().set_for(height)
+    }
+
+    /// Applies a finalized block (heights strictly in order: `finalized_height + 1`), scheduling its
+    /// membership changes at `height + delay`, and publishes the new state atomically.
+    pub fn on_finalized(&self, block: &Block) -> Result<(), ConsensusError> {
+        let old = self.schedule.load_full();
+        let height = block.header.height;
+        let expected = old.finalized.saturating_add(1);
+        if height != expected {
+            return Err(ConsensusError::RegistryOutOfOrder {
+                expected,
+                got: height,
+            });
+        }
+        let mut schedule = (*old).clone();
+        schedule.finalized = height;
+        if let Some(changed) = apply_changes(schedule.latest(), block) {
+            let effective = height.saturating_add(schedule.delay);
+            info!(
+                height,
+                effective,
+                validators = changed.len(),
+                "validator set change scheduled"
+            );
+            schedule.later.insert(effective, Arc::new(changed));
+        }
+        // Keep at most REGISTRY_HISTORY sets that took effect at or below the next height.
+        let next = height.saturating_add(1);
+        while schedule.later.range(..=next).count() >= REGISTRY_HISTORY {
+            let Some((from, set)) = schedule.later.pop_first() else {
+                break;
+            };
+            schedule.oldest = (from, set);
+        }
+        self.schedule.store(Arc::new(schedule));
+        Ok(())
+    }
+}
+
+/// The membership after `block`'s registrations, deregistrations and collateral spends, or `None` if
+/// nothing changed (or the result would be empty or too large).
+fn apply_changes(base: &ValidatorSet, block: &Block) -> Option<ValidatorSet> {
+    let mut members: BTreeMap<_, Validator> =
+        base.members().iter().map(|v| (v.key, v.clone())).collect();
+    let mut changed = false;
+    for tx in &block.transactions {
+        // Spending a collateral withdraws its masternode.
+        let spent: Vec<_> = tx.inputs.iter().map(|i| i.prevout).collect();
+        let before = members.len();
+        members.retain(|_, v| v.collateral.is_none_or(|c| !spent.contains(&c)));
+        changed |= members.len() != before;
+        match &tx.kind {
+            TxKind::Transfer => {}
+            TxKind::RegisterMasternode(reg) => {
+                let Some(first) = tx.inputs.first() else {
+                    continue;
+                };
+                if members.contains_key(&reg.operator_key) || members.len() >= MAX_VALIDATORS {
+                    continue;
+                }
+                members.insert(
+                    reg.operator_key,
+                    Validator {
+                        key: reg.operator_key,
+                        tier: reg.tier,
+                        owner: Address::from_public_key(&first.public_key),
+                        collateral: reg.collateral,
+                    },
+                );
+                changed = true;
+            }
+            TxKind::DeregisterMasternode { operator_key } => {
+                let Some(owner) = members.get(operator_key).map(|v| v.owner) else {
+                    continue;
+                };
+                if tx
+                    .inputs
+                    .iter()
+                    .any(|i| Address::from_public_key(&i.public_key) == owner)
+                {
+                    members.remove(operator_key);
+                    changed = true;
+                }
+            }
+        }
+    }
+    if !changed {
+        return None;
+    }
+    ValidatorSet::new(members.into_values().collect()).ok()
+}
