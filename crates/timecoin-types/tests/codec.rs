@@ -572,3 +572,65 @@ fn every_key_position_rejects_invalid_keys() {
     assert_every_bad_key_rejected(&cert, &vote.voter);
     assert_every_bad_key_rejected(&genesis, &genesis.validators[1].operator_key);
 }
+
+// ---- the wire format is frozen ---------------------------------------------------------------------------
+
+/// BLAKE3 of an encoding, as hex: a short fingerprint of the exact bytes.
+fn fingerprint(bytes: &[u8]) -> String {
+    timecoin_crypto::hash(
+        timecoin_crypto::HashDomain::Custom("timecoin test fixture"),
+        bytes,
+    )
+    .to_hex()
+}
+
+#[test]
+fn the_wire_format_of_known_values_does_not_change() {
+    // Ed25519 signing is deterministic, so every value here has fixed bytes. A failure means the encoding
+    // changed: every stored block, every txid and every signature would change with it. Update the
+    // fixtures only for a deliberate, versioned format change.
+    let genesis = Genesis::local(4);
+    let block = genesis.block();
+    let tx = sample_transaction();
+    let vote = sample_vote();
+    let actual = [
+        ("genesis", fingerprint(&genesis.encode())),
+        ("genesis block", fingerprint(&block.encode())),
+        ("transaction", fingerprint(&tx.encode())),
+        ("vote", fingerprint(&vote.encode())),
+        ("txid", tx.txid().to_string()),
+        ("genesis block hash", block.hash().to_string()),
+    ];
+    let expected = [
+        (
+            "genesis",
+            "a7eab248ee5f3b8fe7402659b6a9dfdc4728799dbceacb9a1fa56338aee8bf30",
+        ),
+        (
+            "genesis block",
+            "70e7910e7fdc270b9cc06b7e5b8b1b48f7156e248df9f69823995cf1210d6a17",
+        ),
+        (
+            "transaction",
+            "32d64685822ee08b7c1e3d5deb6fbc2d5e55d4f370314c5cd74dff9ff03500ac",
+        ),
+        (
+            "vote",
+            "4f2123b04abdc19e8930918f74e45393daff66ad079b4b9f067ed1067133c130",
+        ),
+        (
+            "txid",
+            "51d8eb50d5cea78219eb5a77d3642845cfd93319856a7eb931fef1be3775a923",
+        ),
+        (
+            "genesis block hash",
+            "0f35026f439da5e5e9edbda3a7dee57b829b71cf240d86f8c10e1ab72ed3af7e",
+        ),
+    ];
+    for (name, got) in &actual {
+        println!("{name}: {got}");
+    }
+    for ((name, got), (_, want)) in actual.iter().zip(expected) {
+        assert_eq!(got, want, "{name}");
+    }
+}
