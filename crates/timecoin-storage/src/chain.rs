@@ -1,0 +1,888 @@
+//! [`ChainDb`]: the chain, UTXO and consensus-state store over any [`KvEngine`].
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use timecoin_crypto::{Hash, LtHash};
+use timecoin_types::{
+    Block, BlockHash, CommitCertificate, Genesis, Height, OutPoint, TxOut, TypesError, UtxoView,
+    Wire, apply_to_commitment, block_utxo_delta,
+};
+use tracing::{debug, error, info};
+
+use crate::cache::{Lookup, UtxoCache};
+use crate::config::{DEFAULT_UTXO_PAGE, MAX_UTXO_PAGE, StorageConfig};
+use crate::engine::{AnyEngine, KvEngine, MemoryEngine, WriteBatch};
+use crate::record::{self, TipRecord};
+use crate::{
+    BlockStore, ChainStore, ChainTip, ConsensusStateStore, StorageError, StoredBlock, UtxoPage,
+    UtxoState,
+};
+
+/// Largest last-signed record accepted: a height, view, phase and a vote fit many times over.
+pub const MAX_SIGNED_STATE_BYTES: usize = 64 * 1024;
+/// Largest WAL entry accepted: one network message (a proposal carries a whole block).
+pub const MAX_WAL_ENTRY_BYTES: usize = timecoin_types::MAX_MESSAGE_BYTES;
+/// Entries read per engine scan when walking a range (warming the cache, counting or pruning the WAL).
+const SCAN_CHUNK: usize = 4096;
+
+/// An unspent output with its outpoint.
+type Utxo = (OutPoint, TxOut);
+
+/// The chain's state in memory, changed only after the engine has made the change durable.
+struct ChainState {
+    tip: TipRecord,
+    utxo_hash: LtHash,
+    cache: UtxoCache,
+}
+
+/// What the WAL holds, so its bounds are checked without a scan.
+struct WalState {
+    next_seq: u64,
+    entries: u64,
+    bytes: u64,
+}
+
+/// The chain store: blocks, certificates, the UTXO set with its multiset hash, and consensus state, over
+/// one [`KvEngine`], with a bounded UTXO cache in front.
+///
+/// Reads of the UTXO set go to the cache first; while the whole set fits in the cache (it is loaded at
+/// open) a miss is answered from memory too, so validation never touches the disk. Each block costs one
+/// engine batch, flushed before [`apply_finalized`](ChainStore::apply_finalized) returns; the cache and
+/// tip change only after that, under the lock readers take, so a reader sees the state before or after a
+/// block and never the cache ahead of the disk.
+///
+/// Every method blocks on the engine (for sled: disk I/O). Async code uses
+/// [`AsyncChainStore`](crate::AsyncChainStore).
+///
+/// Bounds: the UTXO cache holds at most [`StorageConfig::utxo_cache_entries`] outputs; the WAL at most
+/// [`StorageConfig::wal_max_entries`] entries and [`StorageConfig::wal_max_bytes`] bytes.
+pub struct ChainDb<E: KvEngine = AnyEngine> {
+    engine: E,
+    genesis_hash: BlockHash,
+    state: RwLock<ChainState>,
+    /// Serializes block application, so the state read at its start is the state it commits on top of.
+    writer: Mutex<()>,
+    wal: Mutex<WalState>,
+    wal_max_entries: u64,
+    wal_max_bytes: u64,
+    /// Set by the first failed write: the disk may then hold what memory does not.
+    halted: OnceLock<String>,
+}
+
+impl<E: KvEngine> std::fmt::Debug for ChainDb<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.state.read();
+        f.debug_struct("ChainDb")
+            .field("tip_height", &s.tip.height)
+            .field("tip_hash", &s.tip.hash)
+            .field("utxos", &s.tip.utxo_count)
+            .field("cached", &s.cache.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChainDb<MemoryEngine> {
+    /// A new in-memory store holding `genesis`, with default config.
+    pub fn memory(genesis: &Genesis) -> Result<Self, StorageError> {
+        Self::open(MemoryEngine::new(), &StorageConfig::memory(), genesis)
+    }
+}
+
+impl ChainDb<AnyEngine> {
+    /// Opens the backend `config` names (creating and initialising it from `genesis` if empty).
+    pub fn from_config(config: &StorageConfig, genesis: &Genesis) -> Result<Self, StorageError> {
+        Self::open(AnyEngine::open(config)?, config, genesis)
+    }
+}
+
+impl<E: KvEngine> ChainDb<E> {
+    /// Opens a store on `engine`. An empty engine is initialised with `genesis` (its outputs, block 0 and
+    /// the tip) in one batch; a non-empty one must hold the same genesis, and its tip record must agree
+    /// with its tip block, or the open fails.
+    pub fn open(
+        engine: E,
+        config: &StorageConfig,
+        genesis: &Genesis,
+    ) -> Result<Self, StorageError> {
+        config.validate()?;
+        let genesis_block = genesis.block();
+        let genesis_hash = genesis_block.hash();
+        let tip = match engine.get(record::TIP_KEY)? {
+            Some(bytes) => {
+                let tip = record::open_tip(&bytes)?;
+                if tip.genesis != genesis_hash {
+                    return Err(StorageError::GenesisMismatch {
+                        stored: tip.genesis,
+                        given: genesis_hash,
+                    });
+                }
+                tip
+            }
+            None => Self::initialise(&engine, genesis, &genesis_block)?,
+        };
+        let utxo_hash = LtHash::from_bytes(&tip.utxo_hash)
+            .map_err(|e| StorageError::undecodable("tip record", e))?;
+        let tip_block =
+            read_block(&engine, tip.height)?.ok_or_else(|| StorageError::Corruption {
+                what: "tip record",
+                detail: format!("tip block {} is missing", tip.height),
+            })?;
+        if tip_block.hash() != tip.hash {
+            return Err(StorageError::Corruption {
+                what: "tip record",
+                detail: format!(
+                    "tip hash {} but block {} is {}",
+                    tip.hash,
+                    tip.height,
+                    tip_block.hash()
+                ),
+            });
+        }
+        if utxo_hash.checksum() != tip_block.header.utxo_commitment {
+            return Err(StorageError::Corruption {
+                what: "tip record",
+                detail: format!(
+                    "UTXO hash state does not match the commitment of block {}",
+                    tip.height
+                ),
+            });
+        }
+        let cache = warm_cache(&engine, config.utxo_cache_entries(), tip.utxo_count)?;
+        let wal = count_wal(&engine)?;
+        info!(
+            height = tip.height,
+            utxos = tip.utxo_count,
+            cached = cache.len(),
+            complete = cache.is_complete(),
+            wal_entries = wal.entries,
+            "storage opened"
+        );
+        Ok(ChainDb {
+            engine,
+            genesis_hash,
+            state: RwLock::new(ChainState {
+                tip,
+                utxo_hash,
+                cache,
+            }),
+            writer: Mutex::new(()),
+            wal: Mutex::new(wal),
+            wal_max_entries: config.wal_max_entries,
+            wal_max_bytes: config.wal_max_bytes,
+            halted: OnceLock::new(),
+        })
+    }
+
+    fn initialise(
+        engine: &E,
+        genesis: &Genesis,
+        genesis_block: &Block,
+    ) -> Result<TipRecord, StorageError> {
+        let utxos = genesis.utxos();
+        let hash = genesis_block.hash();
+        let tip = TipRecord {
+            genesis: hash,
+            height: 0,
+            hash,
+            utxo_count: utxos.len() as u64,
+            utxo_hash: genesis.utxo_hash().to_bytes(),
+        };
+        let mut batch = WriteBatch::with_capacity(utxos.len() + 3);
+        for (op, out) in &utxos {
+            let key = record::utxo_key(op);
+            let value = record::seal_txout(&key, out);
+            batch.put(key, value);
+        }
+        put_block(&mut batch, genesis_block, None);
+        batch.put(record::TIP_KEY.to_vec(), record::seal_tip(&tip));
+        engine.commit(batch)?;
+        info!(genesis = %hash, utxos = utxos.len(), "storage initialised from genesis");
+        Ok(tip)
+    }
+
+    /// The engine underneath, for tools and tests that inspect raw records.
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    /// Hash of block 0 of the chain this store holds.
+    pub fn genesis_hash(&self) -> BlockHash {
+        self.genesis_hash
+    }
+
+    /// Forces everything to stable storage (blocks and consensus state already are when acknowledged).
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.check_halted()?;
+        self.engine.flush()
+    }
+
+    /// Unspent outputs held by the cache, and its bound.
+    pub fn cache_usage(&self) -> (usize, usize) {
+        let s = self.state.read();
+        (s.cache.len(), s.cache.capacity())
+    }
+
+    /// A read-only view that answers every lookup from one tip: block application waits until it is
+    /// dropped. Hold it for one check, not longer, and never across a call that applies a block (that
+    /// would wait for itself).
+    pub fn view(&self) -> ChainView<'_, E> {
+        ChainView {
+            db: self,
+            state: self.state.read(),
+        }
+    }
+
+    fn check_halted(&self) -> Result<(), StorageError> {
+        match self.halted.get() {
+            Some(reason) => Err(StorageError::Halted {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits a batch; on failure halts the store, since the engine may have applied part of the work
+    /// (sled applies, then flushes) and memory would no longer match it.
+    fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        self.engine.commit(batch).inspect_err(|e| {
+            error!(error = %e, "storage write failed; halting the store");
+            let _ = self.halted.set(e.to_string());
+        })
+    }
+
+    fn lookup(&self, state: &ChainState, op: &OutPoint) -> Result<Option<TxOut>, StorageError> {
+        match state.cache.lookup(op) {
+            Lookup::Unspent(out) => Ok(Some(out)),
+            Lookup::Absent => Ok(None),
+            Lookup::Unknown => {
+                let key = record::utxo_key(op);
+                match self.engine.get(&key)? {
+                    Some(v) => record::open_txout(&key, &v).map(Some),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// The spent outputs a block consumes (with their values) and the outputs it creates, refusing a
+    /// double spend or a missing input.
+    fn resolve_delta(
+        &self,
+        state: &ChainState,
+        block: &Block,
+    ) -> Result<(Vec<Utxo>, Vec<Utxo>), StorageError> {
+        let height = block.header.height;
+        let (spent_ops, created) = block_utxo_delta(block);
+        let mut seen = HashSet::with_capacity(spent_ops.len());
+        let mut spent = Vec::with_capacity(spent_ops.len());
+        for op in spent_ops {
+            if !seen.insert(op) {
+                return Err(StorageError::DoubleSpendInBlock {
+                    height,
+                    outpoint: op,
+                });
+            }
+            let out = self.lookup(state, &op)?.ok_or(StorageError::MissingInput {
+                height,
+                outpoint: op,
+            })?;
+            spent.push((op, out));
+        }
+        Ok((spent, created))
+    }
+
+    /// Recomputes everything the store asserts and compares: every block's links, hash index and
+    /// certificate, and the multiset hash of the UTXO set rebuilt from scratch against the tip record and
+    /// the tip header. O(chain + set); for operators and tests, not the hot path.
+    pub fn verify_integrity(&self) -> Result<IntegrityReport, StorageError> {
+        self.check_halted()?;
+        let state = self.state.read();
+        let tip = state.tip.clone();
+        let mut parent = BlockHash(Hash::ZERO);
+        let mut tip_header = None;
+        for height in 0..=tip.height {
+            let stored = self
+                .block_at(height)?
+                .ok_or_else(|| StorageError::Corruption {
+                    what: "chain",
+                    detail: format!("block {height} is missing below tip {}", tip.height),
+                })?;
+            let hash = stored.block.hash();
+            if stored.block.header.height != height || stored.block.header.parent != parent {
+                return Err(StorageError::Corruption {
+                    what: "chain",
+                    detail: format!("block {height} does not link to its parent"),
+                });
+            }
+            if self.height_of_hash(&hash)? != Some(height) {
+                return Err(StorageError::Corruption {
+                    what: "block hash index",
+                    detail: format!("block {height} is not indexed by its hash"),
+                });
+            }
+            if height == 0 && hash != self.genesis_hash {
+                return Err(StorageError::Corruption {
+                    what: "chain",
+                    detail: "block 0 is not this chain's genesis".into(),
+                });
+            }
+            parent = hash;
+            tip_header = Some(stored.block.header);
+        }
+        if parent != tip.hash {
+            return Err(StorageError::Corruption {
+                what: "tip record",
+                detail: format!("tip hash {} but block {} is {parent}", tip.hash, tip.height),
+            });
+        }
+        let mut rebuilt = LtHash::new();
+        let mut count = 0u64;
+        let (from, to) = record::utxo_range();
+        let mut start = from.to_vec();
+        loop {
+            let chunk = self.engine.scan(&start, &to, SCAN_CHUNK)?;
+            let Some((last_key, _)) = chunk.last() else {
+                break;
+            };
+            start = successor(last_key);
+            for (key, value) in &chunk {
+                let op = record::outpoint_from_key(key)?;
+                let out = record::open_txout(key, value)?;
+                rebuilt.insert(&timecoin_types::utxo_element(&op, &out));
+                count += 1;
+            }
+        }
+        let computed = rebuilt.checksum();
+        if rebuilt != state.utxo_hash || count != tip.utxo_count {
+            return Err(StorageError::Corruption {
+                what: "UTXO set",
+                detail: format!(
+                    "{count} outputs hashing to {computed}; tip record says {} hashing to {}",
+                    tip.utxo_count,
+                    state.utxo_hash.checksum()
+                ),
+            });
+        }
+        let header = tip_header.ok_or_else(|| StorageError::Corruption {
+            what: "chain",
+            detail: "no blocks".into(),
+        })?;
+        if computed != header.utxo_commitment {
+            return Err(StorageError::CommitmentMismatch {
+                height: tip.height,
+                expected: header.utxo_commitment,
+                computed,
+            });
+        }
+        Ok(IntegrityReport {
+            tip: ChainTip {
+                height: tip.height,
+                hash: tip.hash,
+            },
+            blocks: tip.height + 1,
+            utxos: count,
+            commitment: computed,
+        })
+    }
+
+    fn block_at(&self, height: Height) -> Result<Option<StoredBlock>, StorageError> {
+        let Some(block) = read_block(&self.engine, height)? else {
+            return Ok(None);
+        };
+        if block.header.height != height {
+            return Err(StorageError::Corruption {
+                what: "block",
+                detail: format!("stored at height {height}, says {}", block.header.height),
+            });
+        }
+        let certificate = if height == 0 {
+            None
+        } else {
+            let key = record::height_key(record::CERTIFICATE, height);
+            let value = self
+                .engine
+                .get(&key)?
+                .ok_or_else(|| StorageError::Corruption {
+                    what: "certificate",
+                    detail: format!("block {height} has no certificate"),
+                })?;
+            let cert = record::open_certificate(&key, &value)?;
+            if cert.block_hash != block.hash() {
+                return Err(StorageError::Corruption {
+                    what: "certificate",
+                    detail: format!("certificate at height {height} is for another block"),
+                });
+            }
+            Some(cert)
+        };
+        Ok(Some(StoredBlock { block, certificate }))
+    }
+
+    fn height_of_hash(&self, hash: &BlockHash) -> Result<Option<Height>, StorageError> {
+        let key = record::hash_index_key(hash);
+        match self.engine.get(&key)? {
+            Some(v) => record::open_height(&key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn page(
+        &self,
+        state: &ChainState,
+        after: Option<&OutPoint>,
+        limit: usize,
+    ) -> Result<UtxoPage, StorageError> {
+        let limit = match limit {
+            0 => DEFAULT_UTXO_PAGE,
+            n => n.min(MAX_UTXO_PAGE),
+        };
+        let (from, to) = record::utxo_range();
+        let start = match after {
+            Some(op) => successor(&record::utxo_key(op)),
+            None => from.to_vec(),
+        };
+        // One extra entry tells whether the set goes on past this page.
+        let raw = self.engine.scan(&start, &to, limit + 1)?;
+        let more = raw.len() > limit;
+        let mut entries = Vec::with_capacity(raw.len().min(limit));
+        for (key, value) in raw.iter().take(limit) {
+            entries.push((
+                record::outpoint_from_key(key)?,
+                record::open_txout(key, value)?,
+            ));
+        }
+        let next = if more {
+            entries.last().map(|(op, _)| *op)
+        } else {
+            None
+        };
+        Ok(UtxoPage {
+            tip: ChainTip {
+                height: state.tip.height,
+                hash: state.tip.hash,
+            },
+            entries,
+            next,
+        })
+    }
+}
+
+/// What [`ChainDb::verify_integrity`] checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IntegrityReport {
+    /// The tip.
+    pub tip: ChainTip,
+    /// Blocks checked (genesis included).
+    pub blocks: u64,
+    /// Unspent outputs rehashed.
+    pub utxos: u64,
+    /// The UTXO commitment, equal to the tip header's.
+    pub commitment: Hash,
+}
+
+/// A consistent read-only view of the UTXO set at one tip; see [`ChainDb::view`].
+pub struct ChainView<'a, E: KvEngine> {
+    db: &'a ChainDb<E>,
+    state: RwLockReadGuard<'a, ChainState>,
+}
+
+impl<E: KvEngine> ChainView<'_, E> {
+    /// The tip this view reads at.
+    pub fn tip(&self) -> ChainTip {
+        ChainTip {
+            height: self.state.tip.height,
+            hash: self.state.tip.hash,
+        }
+    }
+}
+
+impl<E: KvEngine> UtxoView for ChainView<'_, E> {
+    fn get_utxo(&self, outpoint: &OutPoint) -> Result<Option<TxOut>, TypesError> {
+        self.db.check_halted()?;
+        Ok(self.db.lookup(&self.state, outpoint)?)
+    }
+}
+
+/// The smallest key greater than `key`: `key ‖ 0`.
+fn successor(key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.extend_from_slice(key);
+    k.push(0);
+    k
+}
+
+fn read_block<E: KvEngine>(engine: &E, height: Height) -> Result<Option<Block>, StorageError> {
+    let key = record::height_key(record::BLOCK, height);
+    match engine.get(&key)? {
+        Some(v) => record::open_block(&key, &v).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn put_block(batch: &mut WriteBatch, block: &Block, certificate: Option<&CommitCertificate>) {
+    let height = block.header.height;
+    let hash = block.hash();
+    let key = record::height_key(record::BLOCK, height);
+    let value = record::seal(&key, block.encode());
+    batch.put(key, value);
+    if let Some(cert) = certificate {
+        let key = record::height_key(record::CERTIFICATE, height);
+        let value = record::seal(&key, cert.encode());
+        batch.put(key, value);
+    }
+    let key = record::hash_index_key(&hash);
+    let value = record::seal(&key, height.to_be_bytes().to_vec());
+    batch.put(key, value);
+}
+
+/// Loads up to `capacity` outputs; the cache is complete when that was all of them.
+fn warm_cache<E: KvEngine>(
+    engine: &E,
+    capacity: usize,
+    expected: u64,
+) -> Result<UtxoCache, StorageError> {
+    let mut cache = UtxoCache::new(capacity);
+    let (from, to) = record::utxo_range();
+    let mut start = from.to_vec();
+    let mut loaded = 0usize;
+    loop {
+        let want = (capacity - loaded).min(SCAN_CHUNK);
+        if want == 0 {
+            // Full: the set is complete only if nothing is left on disk.
+            if !engine.scan(&start, &to, 1)?.is_empty() {
+                cache.mark_incomplete();
+            }
+            break;
+        }
+        let chunk = engine.scan(&start, &to, want)?;
+        let Some((last_key, _)) = chunk.last() else {
+            break;
+        };
+        start = successor(last_key);
+        for (key, value) in &chunk {
+            cache.insert(
+                record::outpoint_from_key(key)?,
+                record::open_txout(key, value)?,
+            );
+        }
+        loaded += chunk.len();
+    }
+    if cache.is_complete() && cache.len() as u64 != expected {
+        return Err(StorageError::Corruption {
+            what: "UTXO set",
+            detail: format!(
+                "{} outputs on disk, tip record says {expected}",
+                cache.len()
+            ),
+        });
+    }
+    Ok(cache)
+}
+
+fn count_wal<E: KvEngine>(engine: &E) -> Result<WalState, StorageError> {
+    let mut wal = WalState {
+        next_seq: 0,
+        entries: 0,
+        bytes: 0,
+    };
+    let from = [record::WAL];
+    let to = [record::WAL + 1];
+    let mut start = from.to_vec();
+    loop {
+        let chunk = engine.scan(&start, &to, SCAN_CHUNK)?;
+        let Some((last_key, _)) = chunk.last() else {
+            break;
+        };
+        start = successor(last_key);
+        for (key, value) in &chunk {
+            let seq = record::wal_seq_from_key(key)?;
+            wal.next_seq = wal.next_seq.max(seq + 1);
+            wal.entries += 1;
+            wal.bytes += value.len().saturating_sub(record::CHECKSUM_LEN) as u64;
+        }
+    }
+    Ok(wal)
+}
+
+impl<E: KvEngine> BlockStore for ChainDb<E> {
+    fn tip(&self) -> Result<ChainTip, StorageError> {
+        self.check_halted()?;
+        let s = self.state.read();
+        Ok(ChainTip {
+            height: s.tip.height,
+            hash: s.tip.hash,
+        })
+    }
+
+    fn block(&self, height: Height) -> Result<Option<StoredBlock>, StorageError> {
+        self.check_halted()?;
+        let tip = self.state.read().tip.height;
+        if height > tip {
+            return Ok(None);
+        }
+        self.block_at(height)?
+            .map(Some)
+            .ok_or_else(|| StorageError::Corruption {
+                what: "chain",
+                detail: format!("block {height} is missing below tip {tip}"),
+            })
+    }
+
+    fn block_by_hash(&self, hash: &BlockHash) -> Result<Option<StoredBlock>, StorageError> {
+        self.check_halted()?;
+        let Some(height) = self.height_of_hash(hash)? else {
+            return Ok(None);
+        };
+        let stored = self
+            .block(height)?
+            .ok_or_else(|| StorageError::Corruption {
+                what: "block hash index",
+                detail: format!("{hash} indexed at height {height}, above the tip"),
+            })?;
+        if stored.block.hash() != *hash {
+            return Err(StorageError::Corruption {
+                what: "block hash index",
+                detail: format!("{hash} indexed at height {height}, which holds another block"),
+            });
+        }
+        Ok(Some(stored))
+    }
+
+    fn height_of(&self, hash: &BlockHash) -> Result<Option<Height>, StorageError> {
+        self.check_halted()?;
+        self.height_of_hash(hash)
+    }
+}
+
+impl<E: KvEngine> UtxoView for ChainDb<E> {
+    fn get_utxo(&self, outpoint: &OutPoint) -> Result<Option<TxOut>, TypesError> {
+        Ok(self.utxo(outpoint)?)
+    }
+}
+
+impl<E: KvEngine> ChainStore for ChainDb<E> {
+    fn apply_finalized(
+        &self,
+        block: &Block,
+        certificate: &CommitCertificate,
+    ) -> Result<(), StorageError> {
+        let _writer = self.writer.lock();
+        self.check_halted()?;
+        let header = &block.header;
+        let hash = block.hash();
+        let (tip, mut utxo_hash, spent, created) = {
+            let state = self.state.read();
+            let tip = state.tip.clone();
+            if header.height != tip.height + 1 || header.parent != tip.hash {
+                return Err(StorageError::NotNextBlock {
+                    tip_height: tip.height,
+                    tip_hash: tip.hash,
+                    found: header.height,
+                    found_parent: header.parent,
+                });
+            }
+            if certificate.height != header.height || certificate.block_hash != hash {
+                return Err(StorageError::CertificateMismatch {
+                    height: header.height,
+                    block: hash,
+                    cert_height: certificate.height,
+                    cert_block: certificate.block_hash,
+                });
+            }
+            let (spent, created) = self.resolve_delta(&state, block)?;
+            (tip, state.utxo_hash.clone(), spent, created)
+        };
+        apply_to_commitment(&mut utxo_hash, &spent, &created);
+        let computed = utxo_hash.checksum();
+        if computed != header.utxo_commitment {
+            return Err(StorageError::CommitmentMismatch {
+                height: header.height,
+                expected: header.utxo_commitment,
+                computed,
+            });
+        }
+        let utxo_count = (tip.utxo_count + created.len() as u64)
+            .checked_sub(spent.len() as u64)
+            .ok_or_else(|| StorageError::Corruption {
+                what: "tip record",
+                detail: format!("UTXO count {} is below the outputs spent", tip.utxo_count),
+            })?;
+        let new_tip = TipRecord {
+            genesis: tip.genesis,
+            height: header.height,
+            hash,
+            utxo_count,
+            utxo_hash: utxo_hash.to_bytes(),
+        };
+        let mut batch = WriteBatch::with_capacity(spent.len() + created.len() + 4);
+        for (op, _) in &spent {
+            batch.delete(record::utxo_key(op));
+        }
+        for (op, out) in &created {
+            let key = record::utxo_key(op);
+            let value = record::seal_txout(&key, out);
+            batch.put(key, value);
+        }
+        put_block(&mut batch, block, Some(certificate));
+        batch.put(record::TIP_KEY.to_vec(), record::seal_tip(&new_tip));
+
+        let mut state = self.state.write();
+        self.commit(batch)?;
+        for (op, _) in &spent {
+            state.cache.remove(op);
+        }
+        for (op, out) in created {
+            state.cache.insert(op, out);
+        }
+        state.tip = new_tip;
+        state.utxo_hash = utxo_hash;
+        debug!(
+            height = header.height,
+            txs = block.transactions.len(),
+            spent = spent.len(),
+            utxos = utxo_count,
+            "block applied"
+        );
+        Ok(())
+    }
+
+    fn utxo(&self, outpoint: &OutPoint) -> Result<Option<TxOut>, StorageError> {
+        self.check_halted()?;
+        let state = self.state.read();
+        self.lookup(&state, outpoint)
+    }
+
+    fn utxo_state(&self) -> Result<UtxoState, StorageError> {
+        self.check_halted()?;
+        let s = self.state.read();
+        Ok(UtxoState {
+            tip: ChainTip {
+                height: s.tip.height,
+                hash: s.tip.hash,
+            },
+            count: s.tip.utxo_count,
+            hash: s.utxo_hash.clone(),
+        })
+    }
+
+    fn utxo_commitment_after(&self, block: &Block) -> Result<Hash, StorageError> {
+        self.check_halted()?;
+        let state = self.state.read();
+        let (spent, created) = self.resolve_delta(&state, block)?;
+        let mut hash = state.utxo_hash.clone();
+        drop(state);
+        apply_to_commitment(&mut hash, &spent, &created);
+        Ok(hash.checksum())
+    }
+
+    fn utxo_page(&self, after: Option<&OutPoint>, limit: usize) -> Result<UtxoPage, StorageError> {
+        self.check_halted()?;
+        let state = self.state.read();
+        self.page(&state, after, limit)
+    }
+}
+
+impl<E: KvEngine> ConsensusStateStore for ChainDb<E> {
+    fn save_signed(&self, state: &[u8]) -> Result<(), StorageError> {
+        self.check_halted()?;
+        if state.len() > MAX_SIGNED_STATE_BYTES {
+            return Err(StorageError::TooLarge {
+                what: "last-signed record",
+                len: state.len(),
+                max: MAX_SIGNED_STATE_BYTES,
+            });
+        }
+        let mut batch = WriteBatch::with_capacity(1);
+        batch.put(
+            record::SIGNED_KEY.to_vec(),
+            record::seal(record::SIGNED_KEY, state.to_vec()),
+        );
+        self.commit(batch)
+    }
+
+    fn last_signed(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        self.check_halted()?;
+        match self.engine.get(record::SIGNED_KEY)? {
+            Some(v) => {
+                record::open("last-signed record", record::SIGNED_KEY, &v).map(|p| Some(p.to_vec()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn append_wal(&self, height: Height, entry: &[u8]) -> Result<(), StorageError> {
+        self.check_halted()?;
+        if entry.len() > MAX_WAL_ENTRY_BYTES {
+            return Err(StorageError::TooLarge {
+                what: "WAL entry",
+                len: entry.len(),
+                max: MAX_WAL_ENTRY_BYTES,
+            });
+        }
+        let mut wal = self.wal.lock();
+        let len = entry.len() as u64;
+        if wal.entries >= self.wal_max_entries || wal.bytes + len > self.wal_max_bytes {
+            return Err(StorageError::WalFull {
+                entries: wal.entries,
+                bytes: wal.bytes,
+                max_entries: self.wal_max_entries,
+                max_bytes: self.wal_max_bytes,
+            });
+        }
+        let key = record::wal_key(height, wal.next_seq);
+        let value = record::seal(&key, entry.to_vec());
+        let mut batch = WriteBatch::with_capacity(1);
+        batch.put(key, value);
+        self.commit(batch)?;
+        wal.next_seq += 1;
+        wal.entries += 1;
+        wal.bytes += len;
+        Ok(())
+    }
+
+    fn replay(&self, from_height: Height) -> Result<Vec<Vec<u8>>, StorageError> {
+        self.check_halted()?;
+        let _wal = self.wal.lock();
+        let to = [record::WAL + 1];
+        let mut start = record::wal_key(from_height, 0);
+        let mut out = Vec::new();
+        loop {
+            let chunk = self.engine.scan(&start, &to, SCAN_CHUNK)?;
+            let Some((last_key, _)) = chunk.last() else {
+                break;
+            };
+            start = successor(last_key);
+            for (key, value) in &chunk {
+                out.push(record::open("WAL entry", key, value)?.to_vec());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes in batches of up to 4096 entries: a crash midway leaves a shorter prefix pruned, which a
+    /// repeated call finishes.
+    fn prune_below(&self, height: Height) -> Result<(), StorageError> {
+        self.check_halted()?;
+        let mut wal = self.wal.lock();
+        let from = [record::WAL];
+        let to = record::wal_key(height, 0);
+        loop {
+            let chunk = self.engine.scan(&from, &to, SCAN_CHUNK)?;
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            let mut batch = WriteBatch::with_capacity(chunk.len());
+            let mut freed = 0u64;
+            for (key, value) in chunk {
+                freed += value.len().saturating_sub(record::CHECKSUM_LEN) as u64;
+                batch.delete(key);
+            }
+            let removed = batch.len() as u64;
+            self.commit(batch)?;
+            wal.entries = wal.entries.saturating_sub(removed);
+            wal.bytes = wal.bytes.saturating_sub(freed);
+        }
+    }
+}

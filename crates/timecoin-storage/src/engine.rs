@@ -1,0 +1,321 @@
+//! Ordered key-value engines under the chain store: in memory and sled.
+//!
+//! The chain logic ([`ChainDb`](crate::ChainDb)) is written once over [`KvEngine`]; an engine only has to
+//! keep ordered bytes and make a batch atomic and durable. A third party can bring its own engine by
+//! implementing this trait, or its own whole store by implementing the traits in [`crate::traits`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use parking_lot::RwLock;
+
+use crate::StorageError;
+use crate::config::{BackendKind, StorageConfig, ThroughputMode};
+
+/// A key and its value, as a scan returns them.
+pub type KvPair = (Vec<u8>, Vec<u8>);
+
+/// One change in a [`WriteBatch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchOp {
+    /// Set `key` to `value`.
+    Put(Vec<u8>, Vec<u8>),
+    /// Remove `key` (absent keys are fine).
+    Delete(Vec<u8>),
+}
+
+/// Changes that become visible, and durable, together.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    ops: Vec<BatchOp>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty batch with room for `n` changes.
+    pub fn with_capacity(n: usize) -> Self {
+        WriteBatch {
+            ops: Vec::with_capacity(n),
+        }
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push(BatchOp::Put(key, value));
+    }
+
+    /// Removes `key`.
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.ops.push(BatchOp::Delete(key));
+    }
+
+    /// The changes, in the order they were added (a later change to one key wins).
+    pub fn ops(&self) -> &[BatchOp] {
+        &self.ops
+    }
+
+    /// Number of changes.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// True when there are no changes.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Takes the changes.
+    pub fn into_ops(self) -> Vec<BatchOp> {
+        self.ops
+    }
+}
+
+/// An ordered map of bytes to bytes with atomic, durable batches.
+///
+/// An implementation must guarantee:
+/// - **Atomic batches**: after [`commit`](Self::commit) returns, every change of the batch is visible, and
+///   after a crash at any moment (power loss, `SIGKILL`) either all of a batch's changes survive or none.
+/// - **Durable acknowledgement**: when `commit` returns `Ok`, the batch survives a crash of the process and
+///   of the machine (it has been flushed to stable storage).
+/// - **Order**: `scan` orders keys lexicographically by bytes.
+/// - **Errors, not guesses**: a read that cannot be served returns `Err`; a full disk is
+///   [`StorageError::DiskFull`]; damage the engine detects is [`StorageError::Corruption`].
+///
+/// It may assume that one caller commits at a time for a given key range (the chain store serializes its
+/// own writers) and that keys are shorter than 64 bytes.
+pub trait KvEngine: Send + Sync + 'static {
+    /// The value at `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Applies `batch` atomically and durably.
+    fn commit(&self, batch: WriteBatch) -> Result<(), StorageError>;
+
+    /// Up to `limit` entries with `from <= key < to`, ascending.
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KvPair>, StorageError>;
+
+    /// Forces everything written so far to stable storage.
+    fn flush(&self) -> Result<(), StorageError>;
+}
+
+/// An engine that keeps everything in a `BTreeMap` behind a lock: nothing survives the process.
+///
+/// Bound: it holds what the chain holds, as a disk would; the chain store's own bounds (WAL limits, page
+/// sizes) apply on top.
+#[derive(Debug, Default)]
+pub struct MemoryEngine {
+    map: RwLock<BTreeMap<Vec<u8>, Vec<u8>>>,
+}
+
+impl MemoryEngine {
+    /// An empty engine.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl KvEngine for MemoryEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.map.read().get(key).cloned())
+    }
+
+    fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let mut map = self.map.write();
+        for op in batch.into_ops() {
+            match op {
+                BatchOp::Put(k, v) => {
+                    map.insert(k, v);
+                }
+                BatchOp::Delete(k) => {
+                    map.remove(&k);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KvPair>, StorageError> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .map
+            .read()
+            .range::<[u8], _>((
+                std::ops::Bound::Included(from),
+                std::ops::Bound::Excluded(to),
+            ))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+/// sled panics below 256 bytes of cache (one byte per shard); a megabyte keeps its tree nodes resident.
+const MIN_SLED_CACHE_BYTES: u64 = 1024 * 1024;
+
+/// sled 0.34 on disk.
+///
+/// A batch is one `apply_batch` on a single tree (sled makes a batch on one tree atomic across crashes)
+/// followed by `flush`, which returns once sled's log is fsynced. Calls block: from async code go through
+/// [`AsyncChainStore`](crate::AsyncChainStore), which runs them on the blocking pool.
+pub struct SledEngine {
+    db: sled::Db,
+}
+
+impl std::fmt::Debug for SledEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledEngine").finish_non_exhaustive()
+    }
+}
+
+impl SledEngine {
+    /// Opens (creating if missing) a database in `path` with the config's cache, flush interval and mode.
+    pub fn open(path: &Path, config: &StorageConfig) -> Result<Self, StorageError> {
+        let mode = match config.mode {
+            ThroughputMode::HighThroughput => sled::Mode::HighThroughput,
+            ThroughputMode::LowSpace => sled::Mode::LowSpace,
+        };
+        let flush_ms = config
+            .flush_interval
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(config.engine_cache_bytes().max(MIN_SLED_CACHE_BYTES))
+            .flush_every_ms(flush_ms)
+            .mode(mode)
+            .open()
+            .map_err(|e| sled_error("opening the sled database", e))?;
+        Ok(SledEngine { db })
+    }
+
+    /// Bytes sled occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StorageError> {
+        self.db
+            .size_on_disk()
+            .map_err(|e| sled_error("measuring the database", e))
+    }
+}
+
+fn sled_error(context: &'static str, err: sled::Error) -> StorageError {
+    match err {
+        sled::Error::Io(io) => StorageError::io(context, io),
+        sled::Error::Corruption { at, .. } => StorageError::Corruption {
+            what: "sled log",
+            detail: format!("sled detected corruption at {at:?} while {context}"),
+        },
+        other => StorageError::Backend {
+            reason: format!("{context}: {other}"),
+        },
+    }
+}
+
+impl KvEngine for SledEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.db
+            .get(key)
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(|e| sled_error("reading", e))
+    }
+
+    fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let mut sled_batch = sled::Batch::default();
+        for op in batch.into_ops() {
+            match op {
+                BatchOp::Put(k, v) => sled_batch.insert(k, v),
+                BatchOp::Delete(k) => sled_batch.remove(k),
+            }
+        }
+        self.db
+            .apply_batch(sled_batch)
+            .map_err(|e| sled_error("applying a batch", e))?;
+        self.flush()
+    }
+
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KvPair>, StorageError> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        self.db
+            .range(from..to)
+            .take(limit)
+            .map(|r| {
+                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(|e| sled_error("scanning", e))
+            })
+            .collect()
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        self.db
+            .flush()
+            .map(|_| ())
+            .map_err(|e| sled_error("flushing", e))
+    }
+}
+
+/// The engine chosen by [`StorageConfig::backend`], for callers that pick the backend at run time.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AnyEngine {
+    /// [`MemoryEngine`].
+    Memory(MemoryEngine),
+    /// [`SledEngine`].
+    Sled(SledEngine),
+}
+
+impl AnyEngine {
+    /// Opens the engine the config names.
+    pub fn open(config: &StorageConfig) -> Result<Self, StorageError> {
+        config.validate()?;
+        Ok(match &config.backend {
+            BackendKind::Memory => AnyEngine::Memory(MemoryEngine::new()),
+            BackendKind::Sled { path } => AnyEngine::Sled(SledEngine::open(path, config)?),
+        })
+    }
+
+    fn inner(&self) -> &dyn KvEngine {
+        match self {
+            AnyEngine::Memory(e) => e,
+            AnyEngine::Sled(e) => e,
+        }
+    }
+}
+
+impl KvEngine for AnyEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner().get(key)
+    }
+    fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        self.inner().commit(batch)
+    }
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KvPair>, StorageError> {
+        self.inner().scan(from, to, limit)
+    }
+    fn flush(&self) -> Result<(), StorageError> {
+        self.inner().flush()
+    }
+}
+
+/// A shared engine: several stores over time (a reopen in a test, a tool next to the node) see one map.
+impl<E: KvEngine> KvEngine for std::sync::Arc<E> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        (**self).get(key)
+    }
+    fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        (**self).commit(batch)
+    }
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KvPair>, StorageError> {
+        (**self).scan(from, to, limit)
+    }
+    fn flush(&self) -> Result<(), StorageError> {
+        (**self).flush()
+    }
+}

@@ -1,0 +1,151 @@
+//! The storage boundary: what the node, consensus and state sync ask of a store, written for whoever
+//! implements one.
+//!
+//! [`ChainDb`](crate::ChainDb) implements all three traits over any [`KvEngine`](crate::KvEngine); a
+//! third party can instead implement them directly (a remote store, a different layout) and the node
+//! accepts it through `Arc<dyn ChainStore>` and `Arc<dyn ConsensusStateStore>`.
+
+use timecoin_crypto::{Hash, LtHash};
+use timecoin_types::{Block, BlockHash, CommitCertificate, Height, OutPoint, TxOut, UtxoView};
+
+use crate::StorageError;
+
+/// The last finalized block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainTip {
+    /// Its height (0 right after genesis).
+    pub height: Height,
+    /// Its hash.
+    pub hash: BlockHash,
+}
+
+/// A finalized block as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredBlock {
+    /// The block.
+    pub block: Block,
+    /// The proof that it is final. `None` exactly for block 0: genesis is final by definition, nobody
+    /// voted on it.
+    pub certificate: Option<CommitCertificate>,
+}
+
+/// The UTXO set's summary at the tip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UtxoState {
+    /// The tip the summary describes.
+    pub tip: ChainTip,
+    /// Unspent outputs in the set.
+    pub count: u64,
+    /// The multiset hash; its [`LtHash::checksum`] equals the tip header's `utxo_commitment`.
+    pub hash: LtHash,
+}
+
+/// One page of the UTXO set for state sync.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UtxoPage {
+    /// The tip the page was read at. Pages read at different tips do not form one set: a syncing node
+    /// that sees the tip move restarts (and [`UtxoSyncCheck`](crate::UtxoSyncCheck) refuses the mix).
+    pub tip: ChainTip,
+    /// Outputs in ascending outpoint order, all greater than the cursor the page was asked with.
+    pub entries: Vec<(OutPoint, TxOut)>,
+    /// Where the next page starts (the last outpoint of this one), or `None` when this page reached the
+    /// end of the set.
+    pub next: Option<OutPoint>,
+}
+
+/// Durable home of finalized blocks and their certificates.
+///
+/// An implementation must guarantee:
+/// - blocks `0..=tip().height` are all present, each with its certificate (none for genesis), each
+///   reachable by height and by hash, each the parent of the next;
+/// - a block is visible only once its whole batch is durable (see [`ChainStore::apply_finalized`]);
+/// - reads report damage as [`StorageError::Corruption`] and never return a block other than the one
+///   asked for.
+///
+/// It may assume that blocks arrive already finalized and validated by consensus.
+pub trait BlockStore: Send + Sync {
+    /// The last finalized block.
+    fn tip(&self) -> Result<ChainTip, StorageError>;
+
+    /// The block at `height` with its certificate; `None` above the tip.
+    fn block(&self, height: Height) -> Result<Option<StoredBlock>, StorageError>;
+
+    /// The block with this hash; `None` if no finalized block has it.
+    fn block_by_hash(&self, hash: &BlockHash) -> Result<Option<StoredBlock>, StorageError>;
+
+    /// The height of the finalized block with this hash.
+    fn height_of(&self, hash: &BlockHash) -> Result<Option<Height>, StorageError>;
+}
+
+/// Durable home of the chain: its blocks and the UTXO set they leave, with the set's multiset hash.
+///
+/// An implementation must guarantee:
+/// - **Atomicity**: [`apply_finalized`](Self::apply_finalized) spends the block's inputs, adds its
+///   outputs, and writes the block, its certificate, the new tip and the new multiset hash in one batch.
+///   After a crash at any moment, either all of it is visible or none of it.
+/// - **Acknowledged means durable**: when `apply_finalized` returns `Ok`, the block survives a crash; the
+///   caller may then report it final.
+/// - **Consistency**: the set's [`LtHash`] checksum always equals the tip header's `utxo_commitment`
+///   (a block whose header says otherwise is refused); [`UtxoView`] reads answer from the tip's set and
+///   return `Err` (never `None`) when they cannot tell.
+/// - **Determinism**: [`utxo_page`](Self::utxo_page) walks outpoints in ascending order, so two nodes at
+///   one tip serve identical pages.
+///
+/// It may assume one caller applies blocks (the node's engine), in height order.
+pub trait ChainStore: BlockStore + UtxoView {
+    /// Applies a finalized block atomically and durably. Refuses, changing nothing, a block that does
+    /// not extend the tip, a certificate for another block, a block spending an output the set does not
+    /// hold, and a header whose `utxo_commitment` is not the resulting set's.
+    fn apply_finalized(
+        &self,
+        block: &Block,
+        certificate: &CommitCertificate,
+    ) -> Result<(), StorageError>;
+
+    /// The unspent output at `outpoint`, with the storage error type.
+    fn utxo(&self, outpoint: &OutPoint) -> Result<Option<TxOut>, StorageError>;
+
+    /// The set's tip, size and multiset hash.
+    fn utxo_state(&self) -> Result<UtxoState, StorageError>;
+
+    /// The `utxo_commitment` a header for `block` must carry if `block` extends the tip: what a leader
+    /// writes into its proposal and what a validator compares. The block's own commitment is ignored.
+    fn utxo_commitment_after(&self, block: &Block) -> Result<Hash, StorageError>;
+
+    /// Up to `limit` unspent outputs (at most [`MAX_UTXO_PAGE`](crate::MAX_UTXO_PAGE); 0 means the
+    /// default [`DEFAULT_UTXO_PAGE`](crate::DEFAULT_UTXO_PAGE)) with outpoints strictly after `after`,
+    /// ascending, read at one tip.
+    fn utxo_page(&self, after: Option<&OutPoint>, limit: usize) -> Result<UtxoPage, StorageError>;
+}
+
+/// Durable memory of a masternode's consensus participation, so that a restarted node never signs a vote
+/// that conflicts with one it signed before the restart.
+///
+/// Payloads are opaque bytes: the consensus crate owns their format.
+///
+/// An implementation must guarantee:
+/// - when [`save_signed`](Self::save_signed) or [`append_wal`](Self::append_wal) returns `Ok`, the write
+///   survives a crash (the caller sends the vote only after that);
+/// - [`replay`](Self::replay) returns entries in height order, and within a height in the order they were
+///   appended;
+/// - the log is bounded; past its bound `append_wal` fails with [`StorageError::WalFull`] rather than
+///   dropping anything.
+///
+/// It may assume one writer.
+pub trait ConsensusStateStore: Send + Sync {
+    /// Replaces the last-signed record (height, view, phase and what was signed, in consensus's
+    /// encoding).
+    fn save_signed(&self, state: &[u8]) -> Result<(), StorageError>;
+
+    /// The last-signed record, if any was saved.
+    fn last_signed(&self) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Appends one consensus message for `height` to the write-ahead log.
+    fn append_wal(&self, height: Height, entry: &[u8]) -> Result<(), StorageError>;
+
+    /// Every logged entry at `from_height` or above, in order.
+    fn replay(&self, from_height: Height) -> Result<Vec<Vec<u8>>, StorageError>;
+
+    /// Drops every logged entry below `height` (decided heights).
+    fn prune_below(&self, height: Height) -> Result<(), StorageError>;
+}

@@ -1,0 +1,708 @@
+//! One suite of scenarios, run against every backend: each scenario is a generic function over a
+//! [`Backend`] that can open (and reopen) a store, and the macro at the bottom instantiates it per backend.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use timecoin_crypto::Hash;
+use timecoin_storage::testing::BlockFactory;
+use timecoin_storage::{
+    AsyncChainStore, BlockStore, ChainDb, ChainStore, ConsensusStateStore, KvEngine, MemoryEngine,
+    SledEngine, StorageConfig, StorageError, UtxoPage, UtxoSyncCheck, WriteBatch,
+};
+use timecoin_types::{Amount, Block, Genesis, OutPoint, TxBuilder, TxId, TxOut, block_utxo_delta};
+
+/// Opens stores of one kind; a second `open` sees what the first one wrote.
+trait Backend {
+    type Engine: KvEngine;
+    fn open_with(
+        &mut self,
+        config: &StorageConfig,
+        genesis: &Genesis,
+    ) -> Result<ChainDb<Self::Engine>, StorageError>;
+}
+
+struct Memory {
+    engine: Arc<MemoryEngine>,
+}
+
+impl Memory {
+    fn new() -> Self {
+        Memory {
+            engine: Arc::new(MemoryEngine::new()),
+        }
+    }
+}
+
+impl Backend for Memory {
+    type Engine = Arc<MemoryEngine>;
+    fn open_with(
+        &mut self,
+        config: &StorageConfig,
+        genesis: &Genesis,
+    ) -> Result<ChainDb<Self::Engine>, StorageError> {
+        ChainDb::open(Arc::clone(&self.engine), config, genesis)
+    }
+}
+
+struct Sled {
+    dir: tempfile::TempDir,
+}
+
+impl Sled {
+    fn new() -> Self {
+        Sled {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
+impl Backend for Sled {
+    type Engine = SledEngine;
+    fn open_with(
+        &mut self,
+        config: &StorageConfig,
+        genesis: &Genesis,
+    ) -> Result<ChainDb<Self::Engine>, StorageError> {
+        let config = StorageConfig {
+            backend: timecoin_storage::BackendKind::Sled {
+                path: self.dir.path().into(),
+            },
+            ..config.clone()
+        };
+        ChainDb::open(
+            SledEngine::open(self.dir.path(), &config)?,
+            &config,
+            genesis,
+        )
+    }
+}
+
+/// A modest cache: tests should not reserve the default 256 MiB of cache each.
+fn test_config() -> StorageConfig {
+    StorageConfig {
+        cache_bytes: 32 * 1024 * 1024,
+        ..StorageConfig::memory()
+    }
+}
+
+fn open<B: Backend>(b: &mut B, factory: &BlockFactory) -> ChainDb<B::Engine> {
+    b.open_with(&test_config(), factory.genesis()).unwrap()
+}
+
+/// The UTXO set applied block by block to a plain map: the reference the stores are compared with.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Model(BTreeMap<OutPoint, TxOut>);
+
+impl Model {
+    fn at_genesis(genesis: &Genesis) -> Self {
+        Model(genesis.utxos().into_iter().collect())
+    }
+    fn apply(&mut self, block: &Block) {
+        let (spent, created) = block_utxo_delta(block);
+        for op in spent {
+            assert!(
+                self.0.remove(&op).is_some(),
+                "model: {op} spent but not unspent"
+            );
+        }
+        self.0.extend(created);
+    }
+}
+
+fn apply_blocks<E: KvEngine>(
+    store: &ChainDb<E>,
+    factory: &BlockFactory,
+    model: &mut Model,
+    blocks: usize,
+    txs: usize,
+) -> Vec<Block> {
+    let mut applied = Vec::new();
+    for _ in 0..blocks {
+        let (block, cert) = factory.next_block(store, txs).unwrap();
+        store.apply_finalized(&block, &cert).unwrap();
+        model.apply(&block);
+        applied.push(block);
+    }
+    applied
+}
+
+fn all_utxos(store: &impl ChainStore, page: usize) -> Vec<(OutPoint, TxOut)> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let p: UtxoPage = store.utxo_page(cursor.as_ref(), page).unwrap();
+        out.extend(p.entries);
+        match p.next {
+            Some(n) => cursor = Some(n),
+            None => return out,
+        }
+    }
+}
+
+fn assert_matches_model<E: KvEngine>(store: &ChainDb<E>, model: &Model) {
+    let stored: Vec<_> = all_utxos(store, 0);
+    let expected: Vec<_> = model.0.iter().map(|(k, v)| (*k, *v)).collect();
+    assert_eq!(stored, expected, "stored UTXO set differs from the model");
+    for (op, out) in &model.0 {
+        assert_eq!(store.utxo(op).unwrap(), Some(*out));
+    }
+    assert_eq!(store.utxo_state().unwrap().count, model.0.len() as u64);
+    let report = store.verify_integrity().unwrap();
+    assert_eq!(report.utxos, model.0.len() as u64);
+}
+
+fn missing_outpoint(tag: u8) -> OutPoint {
+    OutPoint {
+        txid: TxId(Hash::from_bytes([tag; 32])),
+        vout: 7,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------------------------------
+
+fn genesis_store_holds_block_zero_its_outputs_and_commitment<B: Backend>(b: &mut B) {
+    let factory = BlockFactory::local(4);
+    let genesis = factory.genesis();
+    let store = open(b, &factory);
+    let tip = store.tip().unwrap();
+    assert_eq!(tip.height, 0);
+    assert_eq!(tip.hash, genesis.block().hash());
+    let zero = store.block(0).unwrap().unwrap();
+    assert_eq!(zero.block, genesis.block());
+    assert_eq!(zero.certificate, None, "genesis is final without votes");
+    assert_eq!(store.block_by_hash(&tip.hash).unwrap().unwrap(), zero);
+    assert_eq!(store.block(1).unwrap(), None);
+    let state = store.utxo_state().unwrap();
+    assert_eq!(state.hash, genesis.utxo_hash());
+    assert_eq!(state.hash.checksum(), zero.block.header.utxo_commitment);
+    assert_matches_model(&store, &Model::at_genesis(genesis));
+}
+
+fn applied_blocks_move_the_tip_spend_inputs_and_add_outputs<B: Backend>(b: &mut B) {
+    let factory = BlockFactory::local(4);
+    let store = open(b, &factory);
+    let mut model = Model::at_genesis(factory.genesis());
+    // Block 1 splits the four genesis coins; blocks 2.. are two-in/two-out transfers.
+    let blocks = apply_blocks(&store, &factory, &mut model, 5, 6);
+    for (i, block) in blocks.iter().enumerate() {
+        let height = i as u64 + 1;
+        let stored = store.block(height).unwrap().unwrap();
+        assert_eq!(&stored.block, block);
+        let cert = stored.certificate.unwrap();
+        assert_eq!((cert.height, cert.block_hash), (height, block.hash()));
+        assert_eq!(store.height_of(&block.hash()).unwrap(), Some(height));
+        assert_eq!(
+            store.block_by_hash(&block.hash()).unwrap().unwrap().block,
+            *block
+        );
+        let (spent, created) = block_utxo_delta(block);
+        for op in spent {
+            assert_eq!(store.utxo(&op).unwrap(), None, "{op} was spent at {height}");
+        }
+        for (op, out) in created {
+            if model.0.contains_key(&op) {
+                assert_eq!(store.utxo(&op).unwrap(), Some(out));
+            }
+        }
+    }
+    let last = blocks.last().unwrap();
+    assert!(
+        last.transactions
+            .iter()
+            .all(|t| t.inputs.len() == 2 && t.outputs.len() == 2)
+    );
+    assert_eq!(store.tip().unwrap().hash, last.hash());
+    assert_eq!(
+        store.utxo_state().unwrap().hash.checksum(),
+        last.header.utxo_commitment
+    );
+    assert_matches_model(&store, &model);
+}
+
+fn blocks_that_do_not_extend_the_tip_are_refused_without_change<B: Backend>(b: &mut B) {
+    let factory = BlockFactory::local(4);
+    let store = open(b, &factory);
+    let mut model = Model::at_genesis(factory.genesis());
+    let applied = apply_blocks(&store, &factory, &mut model, 2, 4);
+    let before = (store.tip().unwrap(), store.utxo_state().unwrap());
+
+    // Re-applying a finalized block.
+    let old = &applied[1];
+    let err = store
+        .apply_finalized(old, &factory.certify(old))
+        .unwrap_err();
+    assert!(matches!(err, StorageError::NotNextBlock { .. }), "{err}");
+
+    // A certificate for another block.
+    let (block, _) = factory.next_block(&store, 4).unwrap();
+    let err = store
+        .apply_finalized(&block, &factory.certify(old))
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::CertificateMismatch { .. }),
+        "{err}"
+    );
+
+    // A header committing to a set the block does not produce.
+    let mut lying = block.clone();
+    lying.header.utxo_commitment = Hash::from_bytes([9; 32]);
+    let err = store
+        .apply_finalized(&lying, &factory.certify(&lying))
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::CommitmentMismatch { .. }),
+        "{err}"
+    );
+
+    // An input the set does not hold.
+    let key = Genesis::local_validator_key(0);
+    let spender = |inputs: &[OutPoint]| {
+        let mut builder = TxBuilder::new(factory.genesis().params.chain_id);
+        for op in inputs {
+            builder = builder.input(*op, Amount::from_sat(10_000), &key);
+        }
+        builder
+            .output(
+                timecoin_crypto::Address::from_public_key(&key.public_key()),
+                Amount::from_sat(5_000),
+            )
+            .sign()
+    };
+    let mut missing = block.clone();
+    missing.transactions = vec![spender(&[missing_outpoint(1)])];
+    missing.header.tx_root = missing.compute_tx_root();
+    let err = store
+        .apply_finalized(&missing, &factory.certify(&missing))
+        .unwrap_err();
+    assert!(matches!(err, StorageError::MissingInput { .. }), "{err}");
+
+    // Two transactions spending one output.
+    let coin = model.0.keys().next().copied().unwrap();
+    let mut double = block.clone();
+    double.transactions = vec![spender(&[coin]), spender(&[coin, missing_outpoint(2)])];
+    double.header.tx_root = double.compute_tx_root();
+    let err = store
+        .apply_finalized(&double, &factory.certify(&double))
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::DoubleSpendInBlock { .. }),
+        "{err}"
+    );
+
+    assert_eq!((store.tip().unwrap(), store.utxo_state().unwrap()), before);
+    assert_matches_model(&store, &model);
+    // The store is still usable: the honest block applies.
+    store
+        .apply_finalized(&block, &factory.certify(&block))
+        .unwrap();
+    model.apply(&block);
+    assert_matches_model(&store, &model);
+}
+
+fn utxo_pages_resume_from_their_cursor_and_verify_against_the_header<B: Backend>(b: &mut B) {
+    let factory = BlockFactory::local(4);
+    let store = open(b, &factory);
+    let mut model = Model::at_genesis(factory.genesis());
+    apply_blocks(&store, &factory, &mut model, 3, 20);
+    let expected: Vec<_> = model.0.iter().map(|(k, v)| (*k, *v)).collect();
+    assert!(expected.len() > 40);
+    let header = store
+        .block(store.tip().unwrap().height)
+        .unwrap()
+        .unwrap()
+        .block
+        .header;
+
+    for page_size in [1, 7, 40, expected.len(), expected.len() + 1] {
+        let mut check = UtxoSyncCheck::new();
+        let mut got = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store.utxo_page(cursor.as_ref(), page_size).unwrap();
+            assert!(page.entries.len() <= page_size);
+            check.add_page(&page).unwrap();
+            got.extend(page.entries.iter().copied());
+            match page.next {
+                Some(next) => {
+                    assert_eq!(
+                        Some(next),
+                        page.entries.last().map(|e| e.0),
+                        "cursor = last outpoint"
+                    );
+                    cursor = Some(next);
+                }
+                None => break,
+            }
+        }
+        assert_eq!(got, expected, "page size {page_size}");
+        assert_eq!(check.finish(&header).unwrap(), expected.len() as u64);
+    }
+
+    // Resuming from an arbitrary outpoint continues strictly after it.
+    let middle = expected[expected.len() / 2].0;
+    let rest = store.utxo_page(Some(&middle), 0).unwrap();
+    assert_eq!(rest.entries.first(), expected.get(expected.len() / 2 + 1));
+
+    // A page served twice, a dropped page, a tampered output: each is caught.
+    let first = store.utxo_page(None, 10).unwrap();
+    let second = store.utxo_page(first.next.as_ref(), 10_000).unwrap();
+    let mut repeated = UtxoSyncCheck::new();
+    repeated.add_page(&first).unwrap();
+    assert!(matches!(
+        repeated.add_page(&first),
+        Err(StorageError::BadSyncPage { .. })
+    ));
+    let mut truncated = UtxoSyncCheck::new();
+    truncated
+        .add_page(&UtxoPage {
+            next: None,
+            ..first.clone()
+        })
+        .unwrap();
+    assert!(matches!(
+        truncated.finish(&header),
+        Err(StorageError::CommitmentMismatch { .. })
+    ));
+    let mut tampered = UtxoSyncCheck::new();
+    let mut bad = second.clone();
+    bad.entries[0].1.amount = Amount::from_sat(bad.entries[0].1.amount.as_sat() + 1);
+    tampered.add_page(&first).unwrap();
+    tampered.add_page(&bad).unwrap();
+    assert!(matches!(
+        tampered.finish(&header),
+        Err(StorageError::CommitmentMismatch { .. })
+    ));
+    let mut honest = UtxoSyncCheck::new();
+    honest.add_page(&first).unwrap();
+    honest.add_page(&second).unwrap();
+    assert_eq!(honest.finish(&header).unwrap(), expected.len() as u64);
+    // Pages from two tips do not mix.
+    let (block, cert) = factory.next_block(&store, 2).unwrap();
+    store.apply_finalized(&block, &cert).unwrap();
+    let later = store.utxo_page(first.next.as_ref(), 10_000).unwrap();
+    let mut mixed = UtxoSyncCheck::new();
+    mixed.add_page(&first).unwrap();
+    assert!(matches!(
+        mixed.add_page(&later),
+        Err(StorageError::BadSyncPage { .. })
+    ));
+}
+
+fn a_reopened_store_has_the_same_chain_and_utxo_set<B: Backend>(b: &mut B) {
+    let factory = BlockFactory::local(4);
+    let mut model = Model::at_genesis(factory.genesis());
+    let (tip, state) = {
+        let store = open(b, &factory);
+        apply_blocks(&store, &factory, &mut model, 4, 8);
+        (store.tip().unwrap(), store.utxo_state().unwrap())
+    };
+    let store = open(b, &factory);
+    assert_eq!(store.tip().unwrap(), tip);
+    assert_eq!(store.utxo_state().unwrap(), state);
+    assert_matches_model(&store, &model);
+    // And it carries on from there.
+    apply_blocks(&store, &factory, &mut model, 2, 8);
+    drop(store);
+    let store = open(b, &factory);
+    assert_matches_model(&store, &model);
+}
+
+fn flipped_bytes_in_stored_values_are_reported_as_corruption<B: Backend>(b: &mut B) {
+    let factory = BlockFactory::local(4);
+    let mut model = Model::at_genesis(factory.genesis());
+    {
+        let store = open(b, &factory);
+        apply_blocks(&store, &factory, &mut model, 3, 4);
+    }
+    let flip = |engine: &dyn KvEngine, key: &[u8], at: usize| {
+        let mut value = engine.get(key).unwrap().unwrap();
+        let at = at.min(value.len() - 1);
+        value[at] ^= 0x01;
+        let mut batch = WriteBatch::new();
+        batch.put(key.to_vec(), value);
+        engine.commit(batch).unwrap();
+    };
+    let store = open(b, &factory);
+
+    // A block body: reading it fails loudly, as does the integrity check.
+    let block_key = [&[b'b'][..], &2u64.to_be_bytes()].concat();
+    flip(store.engine(), &block_key, 100);
+    assert!(matches!(
+        store.block(2),
+        Err(StorageError::Corruption { .. })
+    ));
+    assert!(
+        matches!(store.block_by_hash(&store.tip().unwrap().hash), Ok(Some(_))),
+        "other blocks still read"
+    );
+    assert!(matches!(
+        store.verify_integrity(),
+        Err(StorageError::Corruption { .. })
+    ));
+    flip(store.engine(), &block_key, 100);
+    store.verify_integrity().unwrap();
+
+    // A certificate.
+    let cert_key = [&[b'c'][..], &1u64.to_be_bytes()].concat();
+    flip(store.engine(), &cert_key, 3);
+    assert!(matches!(
+        store.block(1),
+        Err(StorageError::Corruption { .. })
+    ));
+    flip(store.engine(), &cert_key, 3);
+
+    // An unspent output: served from the cache while open, caught when the set is read back.
+    let (utxo_key, _) = store.engine().scan(b"u", b"v", 1).unwrap().remove(0);
+    flip(store.engine(), &utxo_key, 0);
+    assert!(matches!(
+        store.verify_integrity(),
+        Err(StorageError::Corruption { .. })
+    ));
+    assert!(matches!(
+        store.utxo_page(None, 0),
+        Err(StorageError::Corruption { .. })
+    ));
+    drop(store);
+    let reopened = b.open_with(&test_config(), factory.genesis());
+    assert!(
+        matches!(reopened, Err(StorageError::Corruption { .. })),
+        "open must refuse a damaged UTXO set"
+    );
+    drop(reopened);
+
+    // With a cache too small for the set, a lookup reads the disk and reports the damage.
+    let tiny = StorageConfig {
+        cache_bytes: 0,
+        ..test_config()
+    };
+    let store = b.open_with(&tiny, factory.genesis()).unwrap();
+    let outpoint = all_utxos_raw_first(&store);
+    assert!(matches!(
+        store.utxo(&outpoint),
+        Err(StorageError::Corruption { .. })
+    ));
+    flip(store.engine(), &utxo_key, 0);
+    assert!(store.utxo(&outpoint).unwrap().is_some());
+
+    // The tip record: the store refuses to open.
+    flip(store.engine(), b"mt", 40);
+    drop(store);
+    assert!(matches!(
+        b.open_with(&test_config(), factory.genesis()),
+        Err(StorageError::Corruption { .. })
+    ));
+}
+
+/// The outpoint of the first UTXO record, decoded from its key (`u` ‖ txid ‖ vout BE).
+fn all_utxos_raw_first<E: KvEngine>(store: &ChainDb<E>) -> OutPoint {
+    let (key, _) = store.engine().scan(b"u", b"v", 1).unwrap().remove(0);
+    OutPoint {
+        txid: TxId(Hash::from_bytes(key[1..33].try_into().unwrap())),
+        vout: u32::from_be_bytes(key[33..37].try_into().unwrap()),
+    }
+}
+
+fn consensus_wal_replays_in_order_prunes_below_and_survives_reopen<B: Backend>(b: &mut B) {
+    let factory = BlockFactory::local(4);
+    {
+        let store = open(b, &factory);
+        assert_eq!(store.last_signed().unwrap(), None);
+        assert!(store.replay(0).unwrap().is_empty());
+        store.save_signed(b"h=5 v=0 prepare").unwrap();
+        store.save_signed(b"h=5 v=1 commit").unwrap();
+        for (h, msg) in [(5u64, "5a"), (6, "6a"), (5, "5b"), (7, "7a"), (6, "6b")] {
+            store.append_wal(h, msg.as_bytes()).unwrap();
+        }
+        let all: Vec<Vec<u8>> = ["5a", "5b", "6a", "6b", "7a"]
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect();
+        assert_eq!(store.replay(0).unwrap(), all);
+        assert_eq!(store.replay(6).unwrap(), all[2..].to_vec());
+    }
+    let store = open(b, &factory);
+    assert_eq!(
+        store.last_signed().unwrap().as_deref(),
+        Some(&b"h=5 v=1 commit"[..])
+    );
+    store.prune_below(6).unwrap();
+    assert_eq!(
+        store.replay(0).unwrap(),
+        vec![b"6a".to_vec(), b"6b".to_vec(), b"7a".to_vec()]
+    );
+    // Appends after a reopen stay after the entries already logged for the same height.
+    store.append_wal(6, b"6c").unwrap();
+    assert_eq!(
+        store.replay(6).unwrap(),
+        vec![
+            b"6a".to_vec(),
+            b"6b".to_vec(),
+            b"6c".to_vec(),
+            b"7a".to_vec()
+        ]
+    );
+    store.prune_below(u64::MAX).unwrap();
+    assert!(store.replay(0).unwrap().is_empty());
+    assert!(matches!(
+        store.save_signed(&vec![0; timecoin_storage::MAX_SIGNED_STATE_BYTES + 1]),
+        Err(StorageError::TooLarge { .. })
+    ));
+}
+
+fn wal_refuses_entries_past_its_bound<B: Backend>(b: &mut B) {
+    let factory = BlockFactory::local(4);
+    let config = StorageConfig {
+        wal_max_entries: 3,
+        wal_max_bytes: 100,
+        ..test_config()
+    };
+    let store = b.open_with(&config, factory.genesis()).unwrap();
+    for i in 0..3u8 {
+        store.append_wal(1, &[i; 10]).unwrap();
+    }
+    assert!(matches!(
+        store.append_wal(2, b"x"),
+        Err(StorageError::WalFull { .. })
+    ));
+    store.prune_below(2).unwrap();
+    store.append_wal(2, &[7; 100]).unwrap();
+    assert!(
+        matches!(store.append_wal(2, b"y"), Err(StorageError::WalFull { .. })),
+        "byte bound"
+    );
+    assert_eq!(store.replay(0).unwrap(), vec![vec![7; 100]]);
+}
+
+fn a_cache_smaller_than_the_set_still_answers_every_read<B: Backend>(b: &mut B) {
+    let factory = BlockFactory::local(4);
+    // Room for 8 outputs: the set quickly outgrows it.
+    let config = StorageConfig {
+        cache_bytes: 8 * 2 * timecoin_storage::UTXO_CACHE_ENTRY_BYTES,
+        ..test_config()
+    };
+    let mut model = Model::at_genesis(factory.genesis());
+    {
+        let store = b.open_with(&config, factory.genesis()).unwrap();
+        apply_blocks(&store, &factory, &mut model, 4, 10);
+        assert_eq!(store.cache_usage(), (8, 8));
+        assert_matches_model(&store, &model);
+        assert_eq!(store.utxo(&missing_outpoint(3)).unwrap(), None);
+    }
+    let store = b.open_with(&config, factory.genesis()).unwrap();
+    assert_eq!(store.cache_usage(), (8, 8));
+    assert_matches_model(&store, &model);
+}
+
+fn a_store_refuses_another_chains_genesis<B: Backend>(b: &mut B) {
+    let factory = BlockFactory::local(4);
+    drop(open(b, &factory));
+    let other = Genesis::local(5);
+    assert!(matches!(
+        b.open_with(&test_config(), &other),
+        Err(StorageError::GenesisMismatch { .. })
+    ));
+}
+
+fn async_handle_applies_and_reads_on_the_blocking_pool<B: Backend>(b: &mut B) {
+    let factory = BlockFactory::local(4);
+    let store = Arc::new(open(b, &factory));
+    let handle = AsyncChainStore::new(Arc::clone(&store));
+    let (block, cert) = factory.next_block(&*store, 2).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        handle
+            .apply_finalized(Arc::new(block.clone()), cert)
+            .await
+            .unwrap();
+        assert_eq!(handle.tip().await.unwrap().hash, block.hash());
+        assert_eq!(handle.block(1).await.unwrap().unwrap().block, block);
+        let page = handle.utxo_page(None, 0).await.unwrap();
+        assert_eq!(page.tip.height, 1);
+        handle.append_wal(2, b"vote".to_vec()).await.unwrap();
+        assert_eq!(handle.replay(2).await.unwrap(), vec![b"vote".to_vec()]);
+    });
+    // Outside a runtime the handle reports an error instead of panicking.
+    let outside = poll_without_runtime(handle.tip());
+    assert!(matches!(outside, Err(StorageError::TaskFailed { .. })));
+}
+
+/// Polls a future to completion on this thread, which has no tokio runtime.
+fn poll_without_runtime<F: std::future::Future>(future: F) -> F::Output {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+macro_rules! backend_suite {
+    ($backend:ident, $new:expr) => {
+        mod $backend {
+            use super::*;
+            #[test]
+            fn genesis_store_holds_block_zero_its_outputs_and_commitment() {
+                super::genesis_store_holds_block_zero_its_outputs_and_commitment(&mut $new);
+            }
+            #[test]
+            fn applied_blocks_move_the_tip_spend_inputs_and_add_outputs() {
+                super::applied_blocks_move_the_tip_spend_inputs_and_add_outputs(&mut $new);
+            }
+            #[test]
+            fn blocks_that_do_not_extend_the_tip_are_refused_without_change() {
+                super::blocks_that_do_not_extend_the_tip_are_refused_without_change(&mut $new);
+            }
+            #[test]
+            fn utxo_pages_resume_from_their_cursor_and_verify_against_the_header() {
+                super::utxo_pages_resume_from_their_cursor_and_verify_against_the_header(&mut $new);
+            }
+            #[test]
+            fn a_reopened_store_has_the_same_chain_and_utxo_set() {
+                super::a_reopened_store_has_the_same_chain_and_utxo_set(&mut $new);
+            }
+            #[test]
+            fn flipped_bytes_in_stored_values_are_reported_as_corruption() {
+                super::flipped_bytes_in_stored_values_are_reported_as_corruption(&mut $new);
+            }
+            #[test]
+            fn consensus_wal_replays_in_order_prunes_below_and_survives_reopen() {
+                super::consensus_wal_replays_in_order_prunes_below_and_survives_reopen(&mut $new);
+            }
+            #[test]
+            fn wal_refuses_entries_past_its_bound() {
+                super::wal_refuses_entries_past_its_bound(&mut $new);
+            }
+            #[test]
+            fn a_cache_smaller_than_the_set_still_answers_every_read() {
+                super::a_cache_smaller_than_the_set_still_answers_every_read(&mut $new);
+            }
+            #[test]
+            fn a_store_refuses_another_chains_genesis() {
+                super::a_store_refuses_another_chains_genesis(&mut $new);
+            }
+            #[test]
+            fn async_handle_applies_and_reads_on_the_blocking_pool() {
+                super::async_handle_applies_and_reads_on_the_blocking_pool(&mut $new);
+            }
+        }
+    };
+}
+
+backend_suite!(memory, Memory::new());
+backend_suite!(sled, Sled::new());
