@@ -711,3 +711,76 @@ impl<V: UtxoView + Send + Sync> Mempool for TxPool<V> {
         self.counters.snapshot(transactions, bytes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Barrier;
+
+    use timecoin_crypto::{Address, Network, SecretKey};
+    use timecoin_types::{Amount, TxBuilder};
+
+    use super::*;
+
+    const THREADS: usize = 4;
+
+    /// Rival admissions released together after screening, so they plan before any of them claims:
+    /// only the atomic claim can keep two of them out.
+    #[test]
+    fn rival_admissions_released_together_admit_exactly_one() {
+        const ROUNDS: usize = 300;
+        let params = ChainParams::for_network(Network::Local);
+        let key = SecretKey::from_seed(&[9; 32]);
+        let address = Address::from_public_key(&key.public_key());
+        let coins: Vec<OutPoint> = (0..ROUNDS)
+            .map(|i| OutPoint {
+                txid: TxId(hash(
+                    HashDomain::Custom("claim race"),
+                    &(i as u64).to_le_bytes(),
+                )),
+                vout: 0,
+            })
+            .collect();
+        let amount = Amount::from_sat(1_000_000);
+        let view: HashMap<OutPoint, TxOut> = coins
+            .iter()
+            .map(|c| (*c, TxOut { amount, address }))
+            .collect();
+        let pool = TxPool::new(Config::default(), params.clone(), view);
+        let barrier = Barrier::new(THREADS);
+        let mut wins = vec![0usize; ROUNDS];
+        for (round, coin) in coins.iter().enumerate() {
+            // Equal fees, different outputs: distinct rivals that cannot replace one another.
+            let candidates: Vec<Candidate> = (0..THREADS)
+                .map(|t| {
+                    let tx = TxBuilder::new(params.chain_id)
+                        .input(*coin, amount, &key)
+                        .output(address, Amount::from_sat(500_000 + t as u64))
+                        .output(address, Amount::from_sat(499_000 - t as u64))
+                        .sign();
+                    pool.screen(tx).map_err(|e| e.to_string()).unwrap()
+                })
+                .collect();
+            wins[round] = std::thread::scope(|s| {
+                let handles: Vec<_> = candidates
+                    .into_iter()
+                    .map(|c| {
+                        let (pool, barrier) = (&pool, &barrier);
+                        s.spawn(move || {
+                            barrier.wait();
+                            pool.admit(c).is_ok()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap())
+                    .filter(|won| *won)
+                    .count()
+            });
+        }
+        assert!(wins.iter().all(|w| *w == 1), "{wins:?}");
+        assert_eq!(pool.len(), ROUNDS);
+        assert_eq!(pool.lock_count(), ROUNDS);
+    }
+}
