@@ -119,3 +119,44 @@ impl Config {
         Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_grow_half_again_per_view_up_to_the_cap() {
+        let c = Config::new(ChainId(1));
+        assert_eq!(c.timeout(TimeoutKind::Propose, 0), Duration::from_secs(30));
+        assert_eq!(c.timeout(TimeoutKind::Propose, 1), Duration::from_secs(45));
+        assert_eq!(
+            c.timeout(TimeoutKind::Propose, 2),
+            Duration::from_millis(67_500)
+        );
+        assert_eq!(
+            c.timeout(TimeoutKind::Prepare, 1),
+            Duration::from_millis(7_500)
+        );
+        assert_eq!(c.timeout(TimeoutKind::Propose, 50), c.max_timeout);
+        assert_eq!(c.timeout(TimeoutKind::Propose, View::MAX), c.max_timeout);
+        assert_eq!(c.timeout(TimeoutKind::Retransmit, 9), c.retransmit_interval);
+        let flat = Config {
+            timeout_growth_percent: 0,
+            ..c.clone()
+        };
+        assert_eq!(
+            flat.timeout(TimeoutKind::Commit, View::MAX),
+            flat.commit_timeout
+        );
+        let tiny = Config {
+            propose_timeout: Duration::from_millis(1),
+            timeout_growth_percent: 1,
+            ..c
+        };
+        // A fixed point of integer growth ends the loop at once, whatever the view.
+        assert_eq!(
+            tiny.timeout(TimeoutKind::Propose, View::MAX),
+            Duration::from_millis(1)
+        );
+    }
+}

@@ -1,0 +1,700 @@
+//! One core fed hand-made messages from the other validators: locking, re-proposal, equivocation,
+//! restart from the WAL, view skipping, buffering and bounds.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{block_on, key, proposal, vote};
+use timecoin_consensus::{
+    CertifiedBlock, Config, ConsensusError, Core, Evidence, Input, Message, Output, Step, Timeout,
+    TimeoutKind, ValidatorSet, ValueAt, Verified, WalEntry,
+};
+use timecoin_crypto::{ChainId, PublicKey, SecretKey};
+use timecoin_types::{Block, Genesis, Height, View, Vote, VotePhase, Wire};
+
+use VotePhase::{Commit, Prepare};
+
+/// A core under test among four Bronze validators.
+struct Rig {
+    chain: ChainId,
+    config: Config,
+    validators: Arc<ValidatorSet>,
+    genesis_block: Block,
+    me: usize,
+    core: Core,
+}
+
+impl Rig {
+    fn new(me: usize) -> Rig {
+        let genesis = Genesis::local(4);
+        let chain = genesis.params.chain_id;
+        let config = Config::new(chain);
+        Rig {
+            chain,
+            validators: Arc::new(ValidatorSet::from_genesis(&genesis).unwrap()),
+            genesis_block: genesis.block(),
+            me,
+            core: Core::new(config.clone(), key(me)),
+            config,
+        }
+    }
+
+    fn index_of(&self, pk: &PublicKey) -> usize {
+        (0..4).find(|i| key(*i).public_key() == *pk).unwrap()
+    }
+
+    fn leader(&self, height: Height, view: View) -> usize {
+        self.index_of(self.validators.leader(height, view))
+    }
+
+    /// The other validators, `me` excluded.
+    fn others(&self) -> Vec<usize> {
+        (0..4).filter(|i| *i != self.me).collect()
+    }
+
+    fn start(&mut self, height: Height) -> Vec<Output> {
+        self.core.handle(Input::StartHeight {
+            height,
+            validators: self.validators.clone(),
+        })
+    }
+
+    fn block(&self, height: Height, view: View, salt: u64) -> Block {
+        let mut b = block_on(&self.genesis_block, height, view, &key(0), salt);
+        b.header.height = height;
+        b
+    }
+
+    /// Delivers the leader's proposal of `view` and answers the validity request with `valid`.
+    fn propose(
+        &mut self,
+        height: Height,
+        view: View,
+        valid_view: Option<View>,
+        block: &Block,
+        valid: bool,
+    ) -> Vec<Output> {
+        let leader = key(self.leader(height, view));
+        let mut out = self.core.handle(proposal(
+            &leader,
+            self.chain,
+            height,
+            view,
+            valid_view,
+            block.clone(),
+        ));
+        if out
+            .iter()
+            .any(|o| matches!(o, Output::RequestValidity { .. }))
+        {
+            out.extend(self.core.handle(Input::Validity {
+                height,
+                block_hash: block.hash(),
+                valid,
+            }));
+        }
+        out
+    }
+
+    fn votes_from(
+        &mut self,
+        who: &[usize],
+        phase: VotePhase,
+        height: Height,
+        view: View,
+        block: Option<&Block>,
+    ) -> Vec<Output> {
+        let mut out = vec![];
+        for i in who {
+            out.extend(self.core.handle(vote(
+                &key(*i),
+                self.chain,
+                phase,
+                height,
+                view,
+                block.map(Block::hash),
+            )));
+        }
+        out
+    }
+
+    fn timeout(&mut self, height: Height, view: View, kind: TimeoutKind) -> Vec<Output> {
+        self.core
+            .handle(Input::Timeout(Timeout { height, view, kind }))
+    }
+
+    fn round(&self) -> &timecoin_consensus::round::RoundState {
+        self.core.round_state().unwrap()
+    }
+
+    /// Picks `me` and a height such that `me` does not lead views `0..=1` and leads none of `avoid`.
+    fn follower_height(me: usize) -> Height {
+        let rig = Rig::new(me);
+        (1..1_000)
+            .find(|h| rig.leader(*h, 0) != me && rig.leader(*h, 1) != me)
+            .unwrap()
+    }
+}
+
+/// The votes this core broadcast, in order.
+fn sent_votes(out: &[Output]) -> Vec<Vote> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Broadcast(Message::Vote(v)) => Some(v.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn one_vote(out: &[Output], phase: VotePhase) -> Vote {
+    let v: Vec<_> = sent_votes(out)
+        .into_iter()
+        .filter(|v| v.phase == phase)
+        .collect();
+    assert_eq!(v.len(), 1, "expected one {phase:?} in {out:#?}");
+    v[0].clone()
+}
+
+#[test]
+fn a_valid_proposal_is_prepared_and_a_prepare_quorum_locks_and_commits() {
+    let h = Rig::follower_height(0);
+    let mut rig = Rig::new(0);
+    rig.start(h);
+    let b = rig.block(h, 0, 1);
+    let out = rig.propose(h, 0, None, &b, true);
+    // L22-L24, persisted before it is sent.
+    let prepare = one_vote(&out, Prepare);
+    assert_eq!(prepare.block_hash, Some(b.hash()));
+    let persist_at = out
+        .iter()
+        .position(|o| *o == Output::Persist(WalEntry::Voted(prepare.clone())))
+        .unwrap();
+    let send_at = out
+        .iter()
+        .position(|o| *o == Output::Broadcast(Message::Vote(prepare.clone())))
+        .unwrap();
+    assert!(persist_at < send_at, "persist before broadcast");
+
+    // Two more Prepares: 30 of 40 > 2/3 → L36: lock and Commit.
+    let others = rig.others();
+    let out = rig.votes_from(&others[..1], Prepare, h, 0, Some(&b));
+    assert!(sent_votes(&out).is_empty(), "20 of 40 is no quorum");
+    let out = rig.votes_from(&others[1..2], Prepare, h, 0, Some(&b));
+    assert_eq!(one_vote(&out, Commit).block_hash, Some(b.hash()));
+    let locked = Some(ValueAt {
+        view: 0,
+        block_hash: b.hash(),
+    });
+    assert_eq!(rig.round().locked, locked);
+    assert_eq!(rig.round().valid, locked);
+    assert_eq!(rig.round().step, Step::Commit);
+
+    // Commits from two others → L49: decided, with a certificate of exactly three signatures.
+    let out = rig.votes_from(&others[..2], Commit, h, 0, Some(&b));
+    let decided = out.iter().find_map(|o| match o {
+        Output::Decided { block, certificate } => Some((block.clone(), certificate.clone())),
+        _ => None,
+    });
+    let (block, cert) = decided.expect("decided");
+    assert_eq!(block, b);
+    assert_eq!(cert.signatures.len(), 3);
+    rig.validators.verify_certificate(&cert, rig.chain).unwrap();
+    assert_eq!(rig.round().step, Step::Finalized);
+}
+
+#[test]
+fn an_invalid_block_is_prepared_nil() {
+    let h = Rig::follower_height(1);
+    let mut rig = Rig::new(1);
+    rig.start(h);
+    let b = rig.block(h, 0, 1);
+    let out = rig.propose(h, 0, None, &b, false);
+    assert_eq!(one_vote(&out, Prepare).block_hash, None);
+}
+
+#[test]
+fn a_proposal_from_a_validator_that_does_not_lead_the_view_is_ignored() {
+    let h = Rig::follower_height(2);
+    let mut rig = Rig::new(2);
+    rig.start(h);
+    let leader = rig.leader(h, 0);
+    let impostor = (0..4).find(|i| *i != leader && *i != 2).unwrap();
+    let b = rig.block(h, 0, 1);
+    let out = rig
+        .core
+        .handle(proposal(&key(impostor), rig.chain, h, 0, None, b));
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(rig.round().step, Step::PrePrepare);
+}
+
+/// Locks on B in view 0 while the others Commit nil, then moves to view 1.
+fn locked_in_view_0(me: usize) -> (Rig, Height, Block) {
+    let h = Rig::follower_height(me);
+    let mut rig = Rig::new(me);
+    rig.start(h);
+    let b = rig.block(h, 0, 1);
+    rig.propose(h, 0, None, &b, true);
+    let others = rig.others();
+    rig.votes_from(&others[..2], Prepare, h, 0, Some(&b));
+    assert_eq!(rig.round().locked.map(|l| l.block_hash), Some(b.hash()));
+    // The others did not see the quorum and Commit nil; 3 Commits of anything → L47 → timer.
+    let out = rig.votes_from(&others[..2], Commit, h, 0, None);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::ScheduleTimeout {
+            timeout: Timeout {
+                kind: TimeoutKind::Commit,
+                ..
+            },
+            ..
+        }
+    )));
+    rig.timeout(h, 0, TimeoutKind::Commit); // L65 → view 1
+    assert_eq!(rig.round().view, 1);
+    (rig, h, b)
+}
+
+#[test]
+fn a_locked_validator_prepares_nil_for_a_different_block_in_a_later_view() {
+    let (mut rig, h, b) = locked_in_view_0(3);
+    let other = rig.block(h, 1, 2);
+    let out = rig.propose(h, 1, None, &other, true);
+    // L23: locked on B, so nil for anything else.
+    assert_eq!(one_vote(&out, Prepare).block_hash, None);
+    assert_eq!(rig.round().locked.map(|l| l.block_hash), Some(b.hash()));
+}
+
+#[test]
+fn a_locked_validator_prepares_its_locked_block_when_re_proposed() {
+    let (mut rig, h, b) = locked_in_view_0(3);
+    // L28-L30: re-proposal of B with proof-of-lock view 0, whose Prepare quorum this node holds.
+    let out = rig.propose(h, 1, Some(0), &b, true);
+    assert_eq!(one_vote(&out, Prepare).block_hash, Some(b.hash()));
+}
+
+#[test]
+fn a_newer_prepare_quorum_unlocks_a_validator() {
+    let (mut rig, h, b) = locked_in_view_0(0);
+    // View 1: everyone else Prepares C, which this node (locked on B) refuses …
+    let c = rig.block(h, 1, 3);
+    let out = rig.propose(h, 1, None, &c, true);
+    assert_eq!(one_vote(&out, Prepare).block_hash, None);
+    let others = rig.others();
+    let out = rig.votes_from(&others, Prepare, h, 1, Some(&c));
+    assert_eq!(one_vote(&out, Commit).block_hash, Some(c.hash()));
+    // … but a Prepare quorum for C in a newer view than its lock moves the lock (L36-L39: the node is in
+    // the Prepare step, having Prepared nil) and makes C the valid value (L42).
+    assert_eq!(
+        rig.round().valid,
+        Some(ValueAt {
+            view: 1,
+            block_hash: c.hash()
+        })
+    );
+    assert_eq!(
+        rig.round().locked,
+        Some(ValueAt {
+            view: 1,
+            block_hash: c.hash()
+        })
+    );
+    assert_ne!(b.hash(), c.hash());
+}
+
+#[test]
+fn a_proof_of_lock_older_than_the_lock_does_not_unlock() {
+    let (mut rig, h, _b) = locked_in_view_0(1);
+    // Move to view 2 through nil quorums in view 1.
+    let others = rig.others();
+    rig.timeout(h, 1, TimeoutKind::Propose);
+    rig.votes_from(&others, Prepare, h, 1, None);
+    rig.votes_from(&others, Commit, h, 1, None);
+    rig.timeout(h, 1, TimeoutKind::Commit);
+    let view = rig.round().view;
+    assert_eq!(view, 2);
+    // A re-proposal of D claiming proof-of-lock view 0, with no Prepare quorum for D in view 0: L28 does
+    // not hold, so the node waits for the propose timer instead of Preparing.
+    let d = rig.block(h, 0, 4);
+    let out = rig.propose(h, 2, Some(0), &d, true);
+    assert!(sent_votes(&out).is_empty(), "{out:?}");
+    let out = rig.timeout(h, 2, TimeoutKind::Propose);
+    assert_eq!(one_vote(&out, Prepare).block_hash, None);
+}
+
+#[test]
+fn the_leader_re_proposes_its_valid_block_with_its_view() {
+    // Find a validator that does not lead view 0 but leads view 1 of some height.
+    let genesis_rig = Rig::new(0);
+    let (me, h) = (0..4)
+        .flat_map(|me| (1..1_000u64).map(move |h| (me, h)))
+        .find(|(me, h)| genesis_rig.leader(*h, 0) != *me && genesis_rig.leader(*h, 1) == *me)
+        .unwrap();
+    let mut rig = Rig::new(me);
+    rig.start(h);
+    let b = rig.block(h, 0, 1);
+    rig.propose(h, 0, None, &b, true);
+    let others = rig.others();
+    rig.votes_from(&others[..2], Prepare, h, 0, Some(&b));
+    rig.votes_from(&others[..2], Commit, h, 0, None);
+    let out = rig.timeout(h, 0, TimeoutKind::Commit);
+    // L15-L16, L19: the proposal of view 1 is B with valid_view 0, without asking the application.
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::RequestProposal { .. }))
+    );
+    let p = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Broadcast(Message::Proposal(p)) => Some(p.clone()),
+            _ => None,
+        })
+        .expect("re-proposal");
+    assert_eq!(
+        (p.view, p.valid_view, p.block.hash()),
+        (1, Some(0), b.hash())
+    );
+    // And it Prepares its own re-proposal through L28.
+    assert_eq!(one_vote(&out, Prepare).block_hash, Some(b.hash()));
+}
+
+#[test]
+fn a_double_vote_is_evidence_and_its_weight_counts_once() {
+    let h = Rig::follower_height(0);
+    let mut rig = Rig::new(0);
+    rig.start(h);
+    let b = rig.block(h, 0, 1);
+    rig.propose(h, 0, None, &b, true); // me: Prepare B (10)
+    let [x, y, _] = rig.others()[..] else {
+        panic!()
+    };
+    rig.votes_from(&[x], Prepare, h, 0, None); // x: nil
+    let out = rig.votes_from(&[x], Prepare, h, 0, Some(&b)); // x again: B
+    let evidence: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Evidence(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evidence.len(), 1);
+    let e = &evidence[0];
+    assert!(matches!(e, Evidence::DoubleVote { .. }));
+    assert_eq!(e.offender(), key(x).public_key());
+    e.verify(rig.chain).unwrap();
+    assert_eq!(Evidence::decode(&e.encode()).unwrap(), *e);
+    assert_eq!(rig.core.evidence().count(), 1);
+    // B holds me (10) + y (10) = 20, x's second vote did not count: still no quorum.
+    let out = rig.votes_from(&[y], Prepare, h, 0, Some(&b));
+    assert!(sent_votes(&out).is_empty(), "x counted twice: {out:?}");
+    // A third conflicting vote of x is not reported again.
+    let out = rig.votes_from(&[x], Prepare, h, 0, Some(&rig.block(h, 0, 9)));
+    assert!(!out.iter().any(|o| matches!(o, Output::Evidence(_))));
+}
+
+#[test]
+fn a_double_proposal_is_evidence() {
+    let h = Rig::follower_height(0);
+    let mut rig = Rig::new(0);
+    rig.start(h);
+    let leader = key(rig.leader(h, 0));
+    let (b1, b2) = (rig.block(h, 0, 1), rig.block(h, 0, 2));
+    rig.core
+        .handle(proposal(&leader, rig.chain, h, 0, None, b1));
+    let out = rig
+        .core
+        .handle(proposal(&leader, rig.chain, h, 0, None, b2));
+    let e = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Evidence(e) => Some(e.clone()),
+            _ => None,
+        })
+        .expect("evidence");
+    assert!(matches!(e, Evidence::DoubleProposal { .. }));
+    e.verify(rig.chain).unwrap();
+    assert!(e.verify(ChainId(rig.chain.0 + 1)).is_err());
+}
+
+#[test]
+fn a_restart_between_persist_and_broadcast_re_sends_the_same_vote_and_never_another() {
+    let h = Rig::follower_height(0);
+    let mut rig = Rig::new(0);
+    rig.start(h);
+    let b = rig.block(h, 0, 1);
+    let out = rig.propose(h, 0, None, &b, true);
+    // The host persisted the Prepare, then crashed before sending it.
+    let wal: Vec<WalEntry> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Persist(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    let original = one_vote(&out, Prepare);
+    let stored: Vec<Vec<u8>> = wal.iter().map(Wire::encode).collect();
+
+    let replay = stored.iter().map(|b| WalEntry::decode(b).unwrap());
+    let mut restarted = Core::restore(rig.config.clone(), key(0), replay).unwrap();
+    let mut out = restarted.handle(Input::StartHeight {
+        height: h,
+        validators: rig.validators.clone(),
+    });
+    assert!(
+        sent_votes(&out).contains(&original),
+        "re-sent after restart: {out:?}"
+    );
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Persist(_))),
+        "nothing new signed"
+    );
+    // Everything that could make it Prepare again: the proposal, the propose timer, retransmits.
+    let leader = key(rig.leader(h, 0));
+    out.extend(restarted.handle(proposal(&leader, rig.chain, h, 0, None, b.clone())));
+    out.extend(restarted.handle(Input::Validity {
+        height: h,
+        block_hash: b.hash(),
+        valid: true,
+    }));
+    out.extend(restarted.handle(Input::Timeout(Timeout {
+        height: h,
+        view: 0,
+        kind: TimeoutKind::Propose,
+    })));
+    out.extend(restarted.handle(Input::Timeout(Timeout {
+        height: h,
+        view: 0,
+        kind: TimeoutKind::Retransmit,
+    })));
+    for v in sent_votes(&out) {
+        if v.phase == Prepare && v.view == 0 {
+            assert_eq!(v, original, "a different Prepare for a signed slot");
+        }
+    }
+}
+
+#[test]
+fn a_restart_keeps_the_lock() {
+    let h = Rig::follower_height(2);
+    let mut rig = Rig::new(2);
+    let mut out = rig.start(h);
+    let b = rig.block(h, 0, 1);
+    out.extend(rig.propose(h, 0, None, &b, true));
+    let others = rig.others();
+    out.extend(rig.votes_from(&others[..2], Prepare, h, 0, Some(&b)));
+    assert_eq!(rig.round().locked.map(|l| l.block_hash), Some(b.hash()));
+    let wal: Vec<WalEntry> = out
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Persist(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+
+    let mut restarted = Rig::new(2);
+    restarted.core = Core::restore(rig.config.clone(), key(2), wal).unwrap();
+    restarted.start(h);
+    assert_eq!(
+        restarted.round().locked.map(|l| l.block_hash),
+        Some(b.hash())
+    );
+    assert_eq!(restarted.round().step, Step::Commit);
+    // The lock binds after the restart: in view 1, another block gets a nil Prepare (L23).
+    restarted.votes_from(&others[..2], Commit, h, 0, None);
+    restarted.timeout(h, 0, TimeoutKind::Commit);
+    let c = restarted.block(h, 1, 2);
+    let out = restarted.propose(h, 1, None, &c, true);
+    assert_eq!(one_vote(&out, Prepare).block_hash, None);
+}
+
+#[test]
+fn a_wal_of_another_validator_is_refused() {
+    let chain = ChainId(1337);
+    let foreign = Vote::sign(&key(1), chain, Prepare, 1, 0, None);
+    let err =
+        Core::restore(Config::new(chain), key(0), vec![WalEntry::Voted(foreign)]).unwrap_err();
+    assert!(matches!(err, ConsensusError::ForeignWal { .. }));
+}
+
+#[test]
+fn messages_from_more_than_a_third_of_the_weight_in_a_later_view_skip_to_it() {
+    let h = Rig::follower_height(0);
+    let mut rig = Rig::new(0);
+    rig.start(h);
+    let others = rig.others();
+    // One validator (10 of 40) is not enough.
+    rig.votes_from(&others[..1], Prepare, h, 7, None);
+    assert_eq!(rig.round().view, 0);
+    // A second one, even far beyond the kept window, makes 20 of 40 > 1/3: L55.
+    let out = rig.votes_from(&others[1..2], Commit, h, 50, None);
+    assert_eq!(rig.round().view, 7, "the highest view both reached");
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::ScheduleTimeout {
+            timeout: Timeout {
+                view: 7,
+                kind: TimeoutKind::Propose,
+                ..
+            },
+            ..
+        }
+    )));
+}
+
+#[test]
+fn messages_for_the_next_height_are_buffered_and_used_when_it_starts() {
+    let mut rig = Rig::new(0);
+    let h = (2..1_000).find(|h| rig.leader(*h, 0) != 0).unwrap();
+    rig.start(h - 1);
+    let b = rig.block(h, 0, 1);
+    let leader = key(rig.leader(h, 0));
+    let others = rig.others();
+    assert!(
+        rig.core
+            .handle(proposal(&leader, rig.chain, h, 0, None, b.clone()))
+            .is_empty()
+    );
+    assert!(rig.votes_from(&others, Prepare, h, 0, Some(&b)).is_empty());
+    assert!(rig.votes_from(&others, Commit, h, 0, Some(&b)).is_empty());
+    assert_eq!(rig.core.votes_held(), 7);
+
+    // The height starts: the application is asked about the buffered proposal, and once it answers, the
+    // buffered quorums decide at once.
+    let out = rig.start(h);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::RequestValidity { .. }))
+    );
+    let out = rig.core.handle(Input::Validity {
+        height: h,
+        block_hash: b.hash(),
+        valid: true,
+    });
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Decided { block, .. } if *block == b))
+    );
+}
+
+#[test]
+fn a_flood_of_far_future_messages_stays_within_the_bounds() {
+    let mut rig = Rig::new(0);
+    rig.start(1);
+    let spammer = key(1);
+    for i in 0..5_000u32 {
+        let height = 2 + u64::from(i % 10);
+        rig.core
+            .handle(vote(&spammer, rig.chain, Prepare, height, i, None));
+        rig.core
+            .handle(vote(&spammer, rig.chain, Commit, 1, i, None));
+    }
+    let cfg = &rig.config;
+    let per_height_bound = 2 * (cfg.max_past_views + cfg.max_future_views + 1) as usize;
+    assert!(
+        rig.core.votes_held() <= cfg.max_future_messages_per_validator + per_height_bound,
+        "held {}",
+        rig.core.votes_held()
+    );
+}
+
+#[test]
+fn buffered_messages_expire_after_the_ttl() {
+    let mut rig = Rig::new(0);
+    rig.start(1);
+    rig.core.handle(Input::Tick { now_ms: 1_000 });
+    rig.votes_from(&[1, 2], Prepare, 2, 0, None);
+    assert_eq!(rig.core.votes_held(), 2);
+    let ttl = rig.config.vote_ttl.as_millis() as u64;
+    rig.core.handle(Input::Tick {
+        now_ms: 1_000 + ttl - 1,
+    });
+    assert_eq!(rig.core.votes_held(), 2);
+    rig.core.handle(Input::Tick {
+        now_ms: 1_001 + ttl,
+    });
+    assert_eq!(rig.core.votes_held(), 0);
+}
+
+#[test]
+fn a_certified_block_from_sync_decides_the_current_height() {
+    let h = Rig::follower_height(0);
+    let mut rig = Rig::new(0);
+    rig.start(h);
+    let b = rig.block(h, 0, 1);
+    let mut signatures: Vec<_> = [1, 2, 3]
+        .iter()
+        .map(|i| {
+            let v = Vote::sign(&key(*i), rig.chain, Commit, h, 0, Some(b.hash()));
+            (v.voter, v.signature)
+        })
+        .collect();
+    signatures.sort_by_key(|s| s.0);
+    let certified = CertifiedBlock {
+        block: b.clone(),
+        certificate: timecoin_types::CommitCertificate {
+            height: h,
+            view: 0,
+            block_hash: b.hash(),
+            signatures,
+        },
+    };
+    let verified =
+        Verified::<CertifiedBlock>::verify(certified.clone(), rig.chain, &rig.validators).unwrap();
+    let out = rig.core.handle(Input::Certified(verified));
+    assert_eq!(
+        out,
+        vec![Output::Decided {
+            block: b,
+            certificate: certified.certificate.clone()
+        }]
+    );
+    // A tampered certificate does not verify.
+    let mut bad = certified;
+    bad.certificate.signatures.pop();
+    assert!(Verified::<CertifiedBlock>::verify(bad, rig.chain, &rig.validators).is_err());
+}
+
+#[test]
+fn stale_timers_and_old_heights_change_nothing() {
+    let h = Rig::follower_height(0);
+    let mut rig = Rig::new(0);
+    rig.start(h);
+    let before = rig.round().clone();
+    assert!(rig.timeout(h, 3, TimeoutKind::Propose).is_empty());
+    assert!(rig.timeout(h - 1, 0, TimeoutKind::Propose).is_empty());
+    assert!(
+        rig.votes_from(&[1, 2, 3], Prepare, h - 1, 0, None)
+            .is_empty()
+    );
+    assert_eq!(rig.round(), &before);
+}
+
+#[test]
+fn unverified_messages_cannot_enter_verified() {
+    let genesis = Genesis::local(4);
+    let chain = genesis.params.chain_id;
+    let set = ValidatorSet::from_genesis(&genesis).unwrap();
+    let mut forged = Vote::sign(&key(1), chain, Prepare, 1, 0, None);
+    forged.view = 1;
+    assert!(matches!(
+        Verified::<Vote>::verify(forged.clone(), chain, &set),
+        Err(ConsensusError::BadSignature(_))
+    ));
+    let stranger = SecretKey::from_seed(&[42; 32]);
+    let outsider = Vote::sign(&stranger, chain, Prepare, 1, 0, None);
+    assert!(matches!(
+        Verified::<Vote>::verify(outsider.clone(), chain, &set),
+        Err(ConsensusError::NotAValidator { .. })
+    ));
+    let good = Vote::sign(&key(2), chain, Prepare, 1, 0, None);
+    let results =
+        Verified::<Vote>::verify_many(vec![good.clone(), forged, outsider, good], chain, &set);
+    let ok: Vec<bool> = results.iter().map(Result::is_ok).collect();
+    assert_eq!(ok, vec![true, false, false, true]);
+}

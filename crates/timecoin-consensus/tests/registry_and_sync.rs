@@ -1,0 +1,303 @@
+//! The validator registry (set changes at agreed heights) and sync's fork resolution.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use common::{block_on, key};
+use timecoin_consensus::{
+    CertifiedBlock, ConsensusError, ValidatorRegistry, ValidatorSet, resolve_height,
+};
+use timecoin_crypto::SecretKey;
+use timecoin_types::{
+    Block, CommitCertificate, Genesis, MasternodeRegistration, OutPoint, Tier, Transaction, TxId,
+    TxIn, TxKind, Vote, VotePhase,
+};
+
+fn tx(kind: TxKind, payer: &SecretKey, prevout: OutPoint) -> Transaction {
+    Transaction {
+        version: 1,
+        inputs: vec![TxIn {
+            prevout,
+            public_key: payer.public_key(),
+            signature: timecoin_crypto::Signature::from_bytes([0; 64]),
+        }],
+        outputs: vec![],
+        kind,
+    }
+}
+
+fn outpoint(n: u8) -> OutPoint {
+    OutPoint {
+        txid: TxId(timecoin_types::Hash::from_bytes([n; 32])),
+        vout: 0,
+    }
+}
+
+/// Finalizes empty blocks (or `with` at `at`) up to `height`.
+fn finalize_to(
+    registry: &ValidatorRegistry,
+    genesis: &Genesis,
+    height: u64,
+    at: u64,
+    with: &[Transaction],
+) {
+    let mut parent = genesis.block();
+    for h in registry.finalized_height() + 1..=height {
+        let mut b = block_on(&parent, h, 0, &key(0), 0);
+        if h == at {
+            b.transactions = with.to_vec();
+        }
+        registry.on_finalized(&b).unwrap();
+        parent = b;
+    }
+}
+
+#[test]
+fn a_registration_takes_effect_delay_blocks_after_its_block_on_every_node() {
+    let genesis = Genesis::local(4);
+    assert_eq!(genesis.params.validator_set_delay, 2);
+    let newcomer = SecretKey::from_seed(&[77; 32]);
+    let reg = tx(
+        TxKind::RegisterMasternode(MasternodeRegistration {
+            tier: Tier::Silver,
+            collateral: Some(outpoint(9)),
+            operator_key: newcomer.public_key(),
+        }),
+        &key(0),
+        outpoint(1),
+    );
+    let a = ValidatorRegistry::from_genesis(&genesis).unwrap();
+    let b = ValidatorRegistry::from_genesis(&genesis).unwrap();
+    finalize_to(&a, &genesis, 5, 5, std::slice::from_ref(&reg));
+    finalize_to(&b, &genesis, 5, 5, &[reg]);
+    // Block 5 registers; heights 6 and 7 are still decided by the old set; 7 = 5 + delay switches.
+    assert!(!a.set_for(6).unwrap().contains(&newcomer.public_key()));
+    let at7 = a.set_for(7).unwrap();
+    assert!(at7.contains(&newcomer.public_key()));
+    assert_eq!(at7.total_weight(), 4 * 10 + 25);
+    assert_eq!(a.set_for(7), b.set_for(7), "every node agrees");
+    assert!(
+        a.set_for(8).is_none(),
+        "beyond finalized + delay is unknown"
+    );
+    assert_eq!(*a.current(), *a.set_for(6).unwrap());
+    finalize_to(&a, &genesis, 6, 0, &[]);
+    assert!(
+        a.current().contains(&newcomer.public_key()),
+        "the set for 7 is now current"
+    );
+}
+
+#[test]
+fn deregistration_needs_the_owner_and_spending_collateral_deregisters() {
+    let genesis = Genesis::local(4);
+    let registry = ValidatorRegistry::from_genesis(&genesis).unwrap();
+    let target = key(3).public_key();
+    let by_stranger = tx(
+        TxKind::DeregisterMasternode {
+            operator_key: target,
+        },
+        &key(1),
+        outpoint(1),
+    );
+    finalize_to(&registry, &genesis, 1, 1, &[by_stranger]);
+    assert!(
+        registry.set_for(3).unwrap().contains(&target),
+        "only its owner may deregister it"
+    );
+    let by_owner = tx(
+        TxKind::DeregisterMasternode {
+            operator_key: target,
+        },
+        &key(3),
+        outpoint(2),
+    );
+    finalize_to(&registry, &genesis, 2, 2, &[by_owner]);
+    assert!(registry.set_for(3).unwrap().contains(&target));
+    assert!(!registry.set_for(4).unwrap().contains(&target));
+
+    // A registered Bronze with collateral; spending that output removes it.
+    let node = SecretKey::from_seed(&[5; 32]);
+    let reg = tx(
+        TxKind::RegisterMasternode(MasternodeRegistration {
+            tier: Tier::Bronze,
+            collateral: Some(outpoint(50)),
+            operator_key: node.public_key(),
+        }),
+        &key(0),
+        outpoint(3),
+    );
+    finalize_to(&registry, &genesis, 3, 3, &[reg]);
+    assert!(registry.set_for(5).unwrap().contains(&node.public_key()));
+    let spend = tx(TxKind::Transfer, &key(0), outpoint(50));
+    finalize_to(&registry, &genesis, 4, 4, &[spend]);
+    assert!(!registry.set_for(6).unwrap().contains(&node.public_key()));
+}
+
+#[test]
+fn the_registry_refuses_blocks_out_of_order_and_never_empties_the_set() {
+    let genesis = Genesis::local(1);
+    let registry = ValidatorRegistry::from_genesis(&genesis).unwrap();
+    let b2 = block_on(&genesis.block(), 2, 0, &key(0), 0);
+    assert!(matches!(
+        registry.on_finalized(&b2),
+        Err(ConsensusError::RegistryOutOfOrder {
+            expected: 1,
+            got: 2
+        })
+    ));
+    let only = key(0).public_key();
+    let leave = tx(
+        TxKind::DeregisterMasternode { operator_key: only },
+        &key(0),
+        outpoint(1),
+    );
+    finalize_to(&registry, &genesis, 1, 1, &[leave]);
+    assert!(registry.set_for(3).unwrap().contains(&only));
+}
+
+#[test]
+fn registry_history_is_bounded() {
+    let genesis = Genesis::local(4);
+    let registry = ValidatorRegistry::from_genesis(&genesis).unwrap();
+    let mut parent = genesis.block();
+    for h in 1..=40u64 {
+        let mut b = block_on(&parent, h, 0, &key(0), 0);
+        let k = SecretKey::from_seed(&[h as u8 + 100; 32]);
+        b.transactions = vec![tx(
+            TxKind::RegisterMasternode(MasternodeRegistration {
+                tier: Tier::Free,
+                collateral: None,
+                operator_key: k.public_key(),
+            }),
+            &key(0),
+            outpoint(h as u8),
+        )];
+        registry.on_finalized(&b).unwrap();
+        parent = b;
+    }
+    assert!(registry.set_for(10).is_none(), "old sets are forgotten");
+    assert_eq!(registry.set_for(42).unwrap().len(), 4 + 40);
+}
+
+struct Chain {
+    genesis: Genesis,
+    set: ValidatorSet,
+}
+
+impl Chain {
+    fn new() -> Chain {
+        let genesis = Genesis::local(4);
+        let set = ValidatorSet::from_genesis(&genesis).unwrap();
+        Chain { genesis, set }
+    }
+
+    fn certify(&self, block: &Block, signers: &[usize]) -> CertifiedBlock {
+        let chain = self.genesis.params.chain_id;
+        let mut signatures: Vec<_> = signers
+            .iter()
+            .map(|i| {
+                let v = Vote::sign(
+                    &key(*i),
+                    chain,
+                    VotePhase::Commit,
+                    block.header.height,
+                    0,
+                    Some(block.hash()),
+                );
+                (v.voter, v.signature)
+            })
+            .collect();
+        signatures.sort_by_key(|s| s.0);
+        CertifiedBlock {
+            block: block.clone(),
+            certificate: CommitCertificate {
+                height: block.header.height,
+                view: 0,
+                block_hash: block.hash(),
+                signatures,
+            },
+        }
+    }
+}
+
+#[test]
+fn sync_accepts_a_certified_block_and_rejects_uncertified_ones() {
+    let c = Chain::new();
+    let chain = c.genesis.params.chain_id;
+    let tip = c.genesis.block();
+    let good = block_on(&tip, 1, 0, &key(0), 0);
+    let weak = c.certify(&block_on(&tip, 1, 0, &key(0), 7), &[0, 1]);
+    let wrong_height = c.certify(&block_on(&tip, 2, 0, &key(0), 0), &[0, 1, 2]);
+    let mut mismatched = c.certify(&good, &[0, 1, 2]);
+    mismatched.block.header.timestamp_ms += 1;
+    let candidates = vec![weak, wrong_height, mismatched, c.certify(&good, &[1, 2, 3])];
+    let r = resolve_height(chain, &c.set, 1, tip.hash(), None, &candidates).unwrap();
+    assert_eq!(r.accepted, Some(3));
+    assert_eq!(r.rejected.len(), 3);
+    assert!(matches!(
+        r.rejected[0].1,
+        ConsensusError::InsufficientWeight { .. }
+    ));
+    assert!(matches!(
+        r.rejected[1].1,
+        ConsensusError::WrongHeight { .. }
+    ));
+    assert!(matches!(
+        r.rejected[2].1,
+        ConsensusError::CertificateMismatch { .. }
+    ));
+    // Two certificates for the same block (different signers) are no conflict.
+    let again = vec![c.certify(&good, &[0, 1, 2]), c.certify(&good, &[1, 2, 3])];
+    assert_eq!(
+        resolve_height(chain, &c.set, 1, tip.hash(), None, &again)
+            .unwrap()
+            .accepted,
+        Some(0)
+    );
+}
+
+#[test]
+fn two_valid_certificates_for_one_height_are_a_safety_violation_never_a_choice() {
+    let c = Chain::new();
+    let chain = c.genesis.params.chain_id;
+    let tip = c.genesis.block();
+    let a = c.certify(&block_on(&tip, 1, 0, &key(0), 1), &[0, 1, 2]);
+    let b = c.certify(&block_on(&tip, 1, 0, &key(0), 2), &[1, 2, 3]);
+    let err =
+        resolve_height(chain, &c.set, 1, tip.hash(), None, &[a.clone(), b.clone()]).unwrap_err();
+    let ConsensusError::SafetyViolation(v) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(v.height, 1);
+    let mut both = vec![key(1).public_key(), key(2).public_key()];
+    both.sort();
+    assert_eq!(v.offenders(), both, "signers of both certificates");
+    // Against our own finalized block too.
+    let err = resolve_height(chain, &c.set, 1, tip.hash(), Some(&a.certificate), &[b]).unwrap_err();
+    assert!(matches!(err, ConsensusError::SafetyViolation(_)));
+}
+
+#[test]
+fn a_certified_block_on_another_parent_is_reported() {
+    let c = Chain::new();
+    let chain = c.genesis.params.chain_id;
+    let tip = c.genesis.block();
+    let elsewhere = block_on(&block_on(&tip, 1, 0, &key(0), 9), 2, 0, &key(0), 0);
+    let ours = block_on(&tip, 1, 0, &key(0), 1);
+    let err = resolve_height(
+        chain,
+        &c.set,
+        2,
+        ours.hash(),
+        None,
+        &[c.certify(&elsewhere, &[0, 1, 2])],
+    )
+    .unwrap_err();
+    assert!(matches!(err, ConsensusError::ParentMismatch { .. }));
+}
