@@ -514,19 +514,17 @@ fn successor(key: &[u8]) -> Vec<u8> {
 }
 
 fn read_block<E: KvEngine>(engine: &E, height: Height) -> Result<Option<Block>, StorageError> {
-    let key = record::height_key(record::BLOCK, height);
-    match engine.get(&key)? {
-        Some(v) => record::open_block(&key, &v).map(Some),
-        None => Ok(None),
-    }
+    let (from, to) = record::block_chunk_range(height);
+    let pieces = engine.scan(&from, &to, record::BLOCK_SCAN_LIMIT)?;
+    record::open_block(height, &pieces)
 }
 
 fn put_block(batch: &mut WriteBatch, block: &Block, certificate: Option<&CommitCertificate>) {
     let height = block.header.height;
     let hash = block.hash();
-    let key = record::height_key(record::BLOCK, height);
-    let value = record::seal(&key, block.encode());
-    batch.put(key, value);
+    for (key, value) in record::seal_block(height, block) {
+        batch.put(key, value);
+    }
     if let Some(cert) = certificate {
         let key = record::height_key(record::CERTIFICATE, height);
         let value = record::seal(&key, cert.encode());

@@ -7,7 +7,7 @@
 //! | key | value |
 //! | --- | --- |
 //! | `u` ‖ txid ‖ vout (BE) | the unspent [`TxOut`] |
-//! | `b` ‖ height (BE) | the [`Block`] |
+//! | `b` ‖ height (BE) ‖ piece (BE) | the [`Block`]'s encoding, in pieces of at most 32 KiB |
 //! | `c` ‖ height (BE) | its [`CommitCertificate`] (absent for genesis) |
 //! | `h` ‖ block hash | its height |
 //! | `m` `t` | the [`TipRecord`]: genesis, tip, UTXO count and multiset-hash state |
@@ -153,10 +153,98 @@ pub(crate) fn open_txout(key: &[u8], value: &[u8]) -> Result<TxOut, StorageError
         .map_err(|e| StorageError::undecodable("UTXO", e))
 }
 
-pub(crate) fn open_block(key: &[u8], value: &[u8]) -> Result<Block, StorageError> {
-    let payload = open("block", key, value)?;
-    Block::decode(payload).map_err(|e| StorageError::undecodable("block", e))
+/// Largest piece of a block body stored under one key. sled 0.34 writes any value over about 128 KiB
+/// (a quarter of its 512 KiB segment) to a separate blob file that it never fsyncs, so a large block
+/// would survive a process crash but not a power loss; pieces this size stay in sled's log, which `flush`
+/// does fsync. Engines without the limit pay only a few extra keys per large block.
+pub(crate) const BLOCK_CHUNK_BYTES: usize = 32 * 1024;
+/// Most pieces a block can have: a maximal block, rounded up, plus one.
+const MAX_BLOCK_CHUNKS: usize = timecoin_types::MAX_BLOCK_BYTES / BLOCK_CHUNK_BYTES + 2;
+
+pub(crate) fn block_chunk_key(height: Height, index: u32) -> Vec<u8> {
+    let mut k = height_key(BLOCK, height);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
 }
+
+/// The key range holding block `height`'s pieces.
+pub(crate) fn block_chunk_range(height: Height) -> (Vec<u8>, Vec<u8>) {
+    let from = height_key(BLOCK, height);
+    let mut to = from.clone();
+    to.extend_from_slice(&[0xff; 5]);
+    (from, to)
+}
+
+/// The block's encoding in sealed pieces; the first piece starts with the number of pieces, so a lost
+/// trailing piece is detected rather than decoded around.
+pub(crate) fn seal_block(height: Height, block: &Block) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let encoded = block.encode();
+    let pieces: Vec<&[u8]> = if encoded.is_empty() {
+        vec![&[]]
+    } else {
+        encoded.chunks(BLOCK_CHUNK_BYTES).collect()
+    };
+    let count = pieces.len() as u32;
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, piece)| {
+            let key = block_chunk_key(height, i as u32);
+            let mut payload = Vec::with_capacity(piece.len() + 4 + CHECKSUM_LEN);
+            if i == 0 {
+                payload.extend_from_slice(&count.to_be_bytes());
+            }
+            payload.extend_from_slice(piece);
+            let value = seal(&key, payload);
+            (key, value)
+        })
+        .collect()
+}
+
+/// Reassembles a block from the pieces a scan of [`block_chunk_range`] returned (`None` if there are
+/// none), checking every checksum, that the pieces are numbered 0.. without a gap, and their count.
+pub(crate) fn open_block(
+    height: Height,
+    pieces: &[(Vec<u8>, Vec<u8>)],
+) -> Result<Option<Block>, StorageError> {
+    if pieces.is_empty() {
+        return Ok(None);
+    }
+    let corrupt = |detail: String| StorageError::Corruption {
+        what: "block",
+        detail,
+    };
+    let mut encoded = Vec::with_capacity(pieces.len() * BLOCK_CHUNK_BYTES);
+    let mut expected = None;
+    for (i, (key, value)) in pieces.iter().enumerate() {
+        if *key != block_chunk_key(height, i as u32) {
+            return Err(corrupt(format!("block {height}: piece {i} is missing")));
+        }
+        let payload = open("block", key, value)?;
+        if i == 0 {
+            let (count, rest) = payload
+                .split_first_chunk::<4>()
+                .ok_or_else(|| corrupt(format!("block {height}: first piece has no count")))?;
+            expected = Some(u32::from_be_bytes(*count) as usize);
+            encoded.extend_from_slice(rest);
+        } else {
+            encoded.extend_from_slice(payload);
+        }
+    }
+    if expected != Some(pieces.len()) {
+        return Err(corrupt(format!(
+            "block {height}: {} pieces stored, {} expected",
+            pieces.len(),
+            expected.unwrap_or(0)
+        )));
+    }
+    Block::decode(&encoded)
+        .map(Some)
+        .map_err(|e| StorageError::undecodable("block", e))
+}
+
+/// Pieces to ask a scan for: one more than a block can have, so an excess is seen.
+pub(crate) const BLOCK_SCAN_LIMIT: usize = MAX_BLOCK_CHUNKS + 1;
 
 pub(crate) fn open_certificate(
     key: &[u8],
@@ -225,6 +313,60 @@ mod tests {
             open("test", &key, &[1, 2]),
             Err(StorageError::Corruption { .. })
         ));
+    }
+
+    fn big_block() -> Block {
+        let genesis = timecoin_types::Genesis::local(1);
+        let key = timecoin_types::Genesis::local_validator_key(0);
+        let (coin, out) = genesis.utxos()[0];
+        let mut builder =
+            timecoin_types::TxBuilder::new(genesis.params.chain_id).input(coin, out.amount, &key);
+        for _ in 0..1000 {
+            builder = builder.output(out.address, timecoin_types::Amount::from_sat(5_000));
+        }
+        let tx = builder.sign();
+        let mut block = genesis.block();
+        block.transactions = vec![tx.clone(), tx.clone(), tx];
+        block
+    }
+
+    #[test]
+    fn a_large_block_is_stored_in_pieces_and_reassembled() {
+        let block = big_block();
+        let pieces = seal_block(9, &block);
+        assert!(pieces.len() >= 4, "{} pieces", pieces.len());
+        assert!(
+            pieces
+                .iter()
+                .all(|(_, v)| v.len() <= BLOCK_CHUNK_BYTES + 4 + CHECKSUM_LEN)
+        );
+        assert_eq!(open_block(9, &pieces).unwrap(), Some(block.clone()));
+        assert_eq!(open_block(9, &[]).unwrap(), None);
+        let (from, to) = block_chunk_range(9);
+        assert!(pieces.iter().all(|(k, _)| *k >= from && *k < to));
+        assert!(block_chunk_key(8, u32::MAX) < from && to < block_chunk_key(10, 0));
+
+        let mut last_lost = pieces.clone();
+        last_lost.pop();
+        assert!(matches!(
+            open_block(9, &last_lost),
+            Err(StorageError::Corruption { .. })
+        ));
+        let mut middle_lost = pieces.clone();
+        middle_lost.remove(1);
+        assert!(matches!(
+            open_block(9, &middle_lost),
+            Err(StorageError::Corruption { .. })
+        ));
+        assert!(
+            matches!(
+                open_block(10, &pieces),
+                Err(StorageError::Corruption { .. })
+            ),
+            "pieces of another height"
+        );
+        let small = timecoin_types::Genesis::local(1).block();
+        assert_eq!(open_block(0, &seal_block(0, &small)).unwrap(), Some(small));
     }
 
     #[test]
