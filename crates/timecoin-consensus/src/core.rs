@@ -55,6 +55,22 @@ enum Validity {
     Invalid,
 }
 
+/// A proposal with its block's hash, computed once (hashing a header costs more than counting a vote).
+#[derive(Debug)]
+struct KnownProposal {
+    block_hash: BlockHash,
+    proposal: Proposal,
+}
+
+impl KnownProposal {
+    fn new(proposal: Proposal) -> Self {
+        KnownProposal {
+            block_hash: proposal.block.hash(),
+            proposal,
+        }
+    }
+}
+
 /// The state of the height being decided.
 #[derive(Debug)]
 struct HeightState {
@@ -62,7 +78,7 @@ struct HeightState {
     round: RoundState,
     votes: VoteKeeper,
     /// The first proposal of each kept view from its leader (kept views: see [`Config::max_past_views`]).
-    proposals: BTreeMap<View, Proposal>,
+    proposals: BTreeMap<View, KnownProposal>,
     /// Views whose leader was caught proposing twice (reported once).
     double_proposals: BTreeMap<View, ()>,
     /// Verdicts per block; entries go when no kept proposal carries the block.
@@ -75,8 +91,8 @@ impl HeightState {
     fn block(&self, hash: &BlockHash) -> Option<&Block> {
         self.proposals
             .values()
-            .map(|p| &p.block)
-            .find(|b| b.hash() == *hash)
+            .find(|p| p.block_hash == *hash)
+            .map(|p| &p.proposal.block)
     }
 
     fn validity(&self, hash: &BlockHash) -> Validity {
@@ -88,6 +104,9 @@ impl HeightState {
 }
 
 /// The consensus core of one validator: a deterministic state machine with no I/O.
+///
+/// A core whose key is not in a height's validator set follows that height as an observer: it decides
+/// from the others' votes and signs nothing.
 ///
 /// Feed it [`Input`]s with [`Core::handle`] and execute the returned [`Output`]s in order (see
 /// `docs/CONSENSUS_API.md`). It never reads a clock, draws a random number, or touches a disk or socket.
@@ -304,12 +323,13 @@ impl Core {
         for message in self.signed.signed.values() {
             match message {
                 Message::Vote(v) => {
-                    state.votes.note_view(v.voter, v.view);
+                    state.votes.note_view(v.voter, v.view, 0);
                     let _ = state.votes.add(v.clone(), self.now_ms);
                 }
                 Message::Proposal(p) => {
-                    state.validity.insert(p.block.hash(), Validity::Valid);
-                    state.proposals.insert(p.view, p.clone());
+                    let known = KnownProposal::new(p.clone());
+                    state.validity.insert(known.block_hash, Validity::Valid);
+                    state.proposals.insert(p.view, known);
                 }
             }
         }
@@ -395,7 +415,7 @@ impl Core {
             debug!(voter = %vote.voter, "vote from a non-member ignored");
             return;
         }
-        state.votes.note_view(vote.voter, vote.view);
+        state.votes.note_view(vote.voter, vote.view, state.round.view);
         if in_window {
             match state.votes.add(vote, now) {
                 AddOutcome::Equivocation(evidence) => self.record_evidence(evidence, out),
@@ -425,13 +445,18 @@ impl Core {
             debug!(proposer = %proposal.proposer, view = proposal.view, "proposal from a non-leader ignored");
             return;
         }
-        state.votes.note_view(proposal.proposer, proposal.view);
+        state
+            .votes
+            .note_view(proposal.proposer, proposal.view, state.round.view);
         if !in_window {
             self.progress(out);
             return;
         }
         if let Some(first) = state.proposals.get(&proposal.view) {
-            let (first, second) = (ProposalDigest::of(first), ProposalDigest::of(&proposal));
+            let (first, second) = (
+                ProposalDigest::of(&first.proposal),
+                ProposalDigest::of(&proposal),
+            );
             if first != second && state.double_proposals.insert(proposal.view, ()).is_none() {
                 self.record_evidence(Evidence::DoubleProposal { first, second }, out);
             }
@@ -454,7 +479,9 @@ impl Core {
                 });
             }
         }
-        state.proposals.insert(proposal.view, proposal);
+        state
+            .proposals
+            .insert(proposal.view, KnownProposal { block_hash, proposal });
         self.progress(out);
     }
 
@@ -633,8 +660,8 @@ impl Core {
             }
         }
         let prepare_quorum = state.votes.quorum(view, VotePhase::Prepare);
-        if let Some(proposal) = state.proposals.get(&view) {
-            let block_hash = proposal.block.hash();
+        if let Some(known) = state.proposals.get(&view) {
+            let (block_hash, proposal) = (known.block_hash, &known.proposal);
             let verdict = state.validity(&block_hash);
             let valid = verdict == Validity::Valid;
             if verdict != Validity::Pending {
@@ -742,8 +769,8 @@ impl Core {
             .collect();
         state
             .proposals
-            .retain(|view, p| (*view >= low && *view <= high) || keep.contains(&p.block.hash()));
-        let live: Vec<BlockHash> = state.proposals.values().map(|p| p.block.hash()).collect();
+            .retain(|view, p| (*view >= low && *view <= high) || keep.contains(&p.block_hash));
+        let live: Vec<BlockHash> = state.proposals.values().map(|p| p.block_hash).collect();
         state.validity.retain(|hash, _| live.contains(hash));
         state.double_proposals.retain(|view, _| *view >= low);
     }
@@ -764,6 +791,23 @@ impl Core {
     }
 
     fn execute(&mut self, action: RoundAction, out: &mut Vec<Output>) {
+        let member = self
+            .current
+            .as_ref()
+            .is_some_and(|s| s.validators.contains(&self.me));
+        if !member
+            && matches!(
+                action,
+                RoundAction::RequestProposal
+                    | RoundAction::Repropose(_)
+                    | RoundAction::Prepare(_)
+                    | RoundAction::Commit(_)
+            )
+        {
+            // An observer (a node outside this height's set) follows the rules to learn decisions, but
+            // its messages would count for nothing, so it signs none.
+            return;
+        }
         match action {
             RoundAction::RequestProposal => self.request_proposal(out),
             RoundAction::Repropose(valid) => {
@@ -839,8 +883,11 @@ impl Core {
         out.push(Output::Broadcast(Message::Proposal(proposal.clone())));
         // The application built (or already judged) the block; it is valid for us.
         state.validity.insert(block_hash, Validity::Valid);
-        state.votes.note_view(self.me, view);
-        state.proposals.entry(view).or_insert(proposal);
+        state.votes.note_view(self.me, view, view);
+        state.proposals.entry(view).or_insert(KnownProposal {
+            block_hash,
+            proposal,
+        });
     }
 
     fn sign_vote(
@@ -885,7 +932,7 @@ impl Core {
             .insert((view, Slot::from(phase)), Message::Vote(vote.clone()));
         out.push(Output::Persist(WalEntry::Voted(vote.clone())));
         out.push(Output::Broadcast(Message::Vote(vote.clone())));
-        state.votes.note_view(self.me, view);
+        state.votes.note_view(self.me, view, view);
         let _ = state.votes.add(vote, now);
     }
 

@@ -100,12 +100,15 @@ impl VoteKeeper {
         }
     }
 
-    /// Records that `key` (a member) sent a message for `view`.
-    pub(crate) fn note_view(&mut self, key: PublicKey, view: View) {
+    /// Records that `key` (a member) sent a message for `view` while this node is in `current`.
+    pub(crate) fn note_view(&mut self, key: PublicKey, view: View, current: View) {
         let entry = self.highest_view.entry(key).or_insert(view);
         if view >= *entry {
             *entry = view;
-            self.skip_dirty = true;
+            // Only a message ahead of this node can make the skip rule fire.
+            if view > current {
+                self.skip_dirty = true;
+            }
         }
     }
 

@@ -698,3 +698,24 @@ fn unverified_messages_cannot_enter_verified() {
     let ok: Vec<bool> = results.iter().map(Result::is_ok).collect();
     assert_eq!(ok, vec![true, false, false, true]);
 }
+
+#[test]
+fn an_observer_outside_the_set_decides_without_signing() {
+    let genesis = Genesis::local(4);
+    let chain = genesis.params.chain_id;
+    let validators = Arc::new(ValidatorSet::from_genesis(&genesis).unwrap());
+    let observer = SecretKey::from_seed(&[99; 32]);
+    let mut core = Core::new(Config::new(chain), observer);
+    let mut out = core.handle(Input::StartHeight { height: 1, validators: validators.clone() });
+    let rig = Rig::new(0);
+    let b = rig.block(1, 0, 1);
+    let leader = key(rig.leader(1, 0));
+    out.extend(core.handle(proposal(&leader, chain, 1, 0, None, b.clone())));
+    out.extend(core.handle(Input::Validity { height: 1, block_hash: b.hash(), valid: true }));
+    for i in 0..3 {
+        out.extend(core.handle(vote(&key(i), chain, Prepare, 1, 0, Some(b.hash()))));
+        out.extend(core.handle(vote(&key(i), chain, Commit, 1, 0, Some(b.hash()))));
+    }
+    assert!(!out.iter().any(|o| matches!(o, Output::Persist(_) | Output::Broadcast(_) | Output::RequestProposal { .. })));
+    assert!(out.iter().any(|o| matches!(o, Output::Decided { block, .. } if *block == b)));
+}
