@@ -7,11 +7,12 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use timecoin_crypto::{Hash, LtHash};
 use timecoin_types::{
     Block, BlockHash, CommitCertificate, Genesis, Height, OutPoint, TxOut, TypesError, UtxoView,
-    Wire, apply_to_commitment, block_utxo_delta,
+    Wire, block_utxo_delta,
 };
 use tracing::{debug, error, info};
 
 use crate::cache::{Lookup, UtxoCache};
+use crate::commitment::{PendingApply, UtxoDelta};
 use crate::config::{DEFAULT_UTXO_PAGE, MAX_UTXO_PAGE, StorageConfig};
 use crate::engine::{AnyEngine, KvEngine, MemoryEngine, WriteBatch};
 use crate::record::{self, TipRecord};
@@ -26,9 +27,6 @@ pub const MAX_SIGNED_STATE_BYTES: usize = 64 * 1024;
 pub const MAX_WAL_ENTRY_BYTES: usize = timecoin_types::MAX_MESSAGE_BYTES;
 /// Entries read per engine scan when walking a range (warming the cache, counting or pruning the WAL).
 const SCAN_CHUNK: usize = 4096;
-
-/// An unspent output with its outpoint.
-type Utxo = (OutPoint, TxOut);
 
 /// The chain's state in memory, changed only after the engine has made the change durable.
 struct ChainState {
@@ -69,6 +67,8 @@ pub struct ChainDb<E: KvEngine = AnyEngine> {
     wal_max_bytes: u64,
     /// Set by the first failed write: the disk may then hold what memory does not.
     halted: OnceLock<String>,
+    /// The last `utxo_commitment_after` result, reused by `apply_finalized` of the same block.
+    pending: Mutex<Option<PendingApply>>,
 }
 
 impl<E: KvEngine> std::fmt::Debug for ChainDb<E> {
@@ -172,6 +172,7 @@ impl<E: KvEngine> ChainDb<E> {
             wal_max_entries: config.wal_max_entries,
             wal_max_bytes: config.wal_max_bytes,
             halted: OnceLock::new(),
+            pending: Mutex::new(None),
         })
     }
 
@@ -268,11 +269,7 @@ impl<E: KvEngine> ChainDb<E> {
 
     /// The spent outputs a block consumes (with their values) and the outputs it creates, refusing a
     /// double spend or a missing input.
-    fn resolve_delta(
-        &self,
-        state: &ChainState,
-        block: &Block,
-    ) -> Result<(Vec<Utxo>, Vec<Utxo>), StorageError> {
+    fn resolve_delta(&self, state: &ChainState, block: &Block) -> Result<UtxoDelta, StorageError> {
         let height = block.header.height;
         let (spent_ops, created) = block_utxo_delta(block);
         let mut seen = HashSet::with_capacity(spent_ops.len());
@@ -290,7 +287,7 @@ impl<E: KvEngine> ChainDb<E> {
             })?;
             spent.push((op, out));
         }
-        Ok((spent, created))
+        Ok(UtxoDelta { spent, created })
     }
 
     /// Recomputes everything the store asserts and compares: every block's links, hash index and
@@ -670,29 +667,43 @@ impl<E: KvEngine> ChainStore for ChainDb<E> {
         self.check_halted()?;
         let header = &block.header;
         let hash = block.hash();
-        let (tip, mut utxo_hash, spent, created) = {
-            let state = self.state.read();
-            let tip = state.tip.clone();
-            if header.height != tip.height + 1 || header.parent != tip.hash {
-                return Err(StorageError::NotNextBlock {
-                    tip_height: tip.height,
-                    tip_hash: tip.hash,
-                    found: header.height,
-                    found_parent: header.parent,
-                });
+        let tx_root = block.compute_tx_root();
+        let tip = self.state.read().tip.clone();
+        if header.height != tip.height + 1 || header.parent != tip.hash {
+            return Err(StorageError::NotNextBlock {
+                tip_height: tip.height,
+                tip_hash: tip.hash,
+                found: header.height,
+                found_parent: header.parent,
+            });
+        }
+        if certificate.height != header.height || certificate.block_hash != hash {
+            return Err(StorageError::CertificateMismatch {
+                height: header.height,
+                block: hash,
+                cert_height: certificate.height,
+                cert_block: certificate.block_hash,
+            });
+        }
+        // The writer lock is held, so the tip cannot move: a memo computed on this tip for these
+        // transactions is exactly what resolving again would give.
+        let memo = self
+            .pending
+            .lock()
+            .take()
+            .filter(|p| p.parent == tip.hash && p.tx_root == tx_root);
+        let (delta, utxo_hash) = match memo {
+            Some(p) => (p.delta, p.hash),
+            None => {
+                let state = self.state.read();
+                let delta = self.resolve_delta(&state, block)?;
+                let mut utxo_hash = state.utxo_hash.clone();
+                drop(state);
+                delta.apply_to(&mut utxo_hash);
+                (delta, utxo_hash)
             }
-            if certificate.height != header.height || certificate.block_hash != hash {
-                return Err(StorageError::CertificateMismatch {
-                    height: header.height,
-                    block: hash,
-                    cert_height: certificate.height,
-                    cert_block: certificate.block_hash,
-                });
-            }
-            let (spent, created) = self.resolve_delta(&state, block)?;
-            (tip, state.utxo_hash.clone(), spent, created)
         };
-        apply_to_commitment(&mut utxo_hash, &spent, &created);
+        let UtxoDelta { spent, created } = delta;
         let computed = utxo_hash.checksum();
         if computed != header.utxo_commitment {
             return Err(StorageError::CommitmentMismatch {
@@ -768,11 +779,19 @@ impl<E: KvEngine> ChainStore for ChainDb<E> {
     fn utxo_commitment_after(&self, block: &Block) -> Result<Hash, StorageError> {
         self.check_halted()?;
         let state = self.state.read();
-        let (spent, created) = self.resolve_delta(&state, block)?;
+        let parent = state.tip.hash;
+        let delta = self.resolve_delta(&state, block)?;
         let mut hash = state.utxo_hash.clone();
         drop(state);
-        apply_to_commitment(&mut hash, &spent, &created);
-        Ok(hash.checksum())
+        delta.apply_to(&mut hash);
+        let commitment = hash.checksum();
+        *self.pending.lock() = Some(PendingApply {
+            parent,
+            tx_root: block.compute_tx_root(),
+            delta,
+            hash,
+        });
+        Ok(commitment)
     }
 
     fn utxo_page(&self, after: Option<&OutPoint>, limit: usize) -> Result<UtxoPage, StorageError> {

@@ -85,6 +85,7 @@
 mod async_store;
 mod cache;
 mod chain;
+mod commitment;
 mod config;
 pub mod engine;
 mod error;

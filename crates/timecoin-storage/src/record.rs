@@ -7,7 +7,7 @@
 //! | key | value |
 //! | --- | --- |
 //! | `u` ‖ txid ‖ vout (BE) | the unspent [`TxOut`] |
-//! | `b` ‖ height (BE) ‖ piece (BE) | the [`Block`]'s encoding, in pieces of at most 32 KiB |
+//! | `b` ‖ height (BE) ‖ piece (BE) | the [`Block`]'s encoding, in pieces of at most 4 KiB |
 //! | `c` ‖ height (BE) | its [`CommitCertificate`] (absent for genesis) |
 //! | `h` ‖ block hash | its height |
 //! | `m` `t` | the [`TipRecord`]: genesis, tip, UTXO count and multiset-hash state |
@@ -18,7 +18,7 @@
 //! and a WAL scan walks heights, then arrival order.
 
 use serde::{Deserialize, Serialize};
-use timecoin_crypto::{Hash, HashDomain, Hasher};
+use timecoin_crypto::Hash;
 use timecoin_types::codec::{decode_bounded, encode};
 use timecoin_types::{Block, BlockHash, CommitCertificate, Height, OutPoint, TxId, TxOut, Wire};
 
@@ -102,14 +102,18 @@ pub(crate) fn wal_seq_from_key(key: &[u8]) -> Result<u64, StorageError> {
         })
 }
 
+/// BLAKE3 key of record checksums. Keyed mode with a constant key separates these digests from every
+/// other hash in TimeCoin (those use derive-key mode) and, unlike deriving a key per call, costs nothing
+/// per record: every block seals thousands of them.
+const CHECKSUM_KEY: &[u8; 32] = b"timecoin storage record checksum";
+
 fn checksum(key: &[u8], payload: &[u8]) -> [u8; CHECKSUM_LEN] {
-    let digest = Hasher::new(HashDomain::Custom("timecoin storage record v1"))
-        .update(&(key.len() as u64).to_le_bytes())
-        .update(key)
-        .update(payload)
-        .finalize();
+    let mut hasher = blake3::Hasher::new_keyed(CHECKSUM_KEY);
+    hasher.update(&(key.len() as u64).to_le_bytes());
+    hasher.update(key);
+    hasher.update(payload);
     let mut out = [0u8; CHECKSUM_LEN];
-    out.copy_from_slice(&digest.as_bytes()[..CHECKSUM_LEN]);
+    hasher.finalize_xof().fill(&mut out);
     out
 }
 
@@ -153,11 +157,15 @@ pub(crate) fn open_txout(key: &[u8], value: &[u8]) -> Result<TxOut, StorageError
         .map_err(|e| StorageError::undecodable("UTXO", e))
 }
 
-/// Largest piece of a block body stored under one key. sled 0.34 writes any value over about 128 KiB
-/// (a quarter of its 512 KiB segment) to a separate blob file that it never fsyncs, so a large block
-/// would survive a process crash but not a power loss; pieces this size stay in sled's log, which `flush`
-/// does fsync. Engines without the limit pay only a few extra keys per large block.
-pub(crate) const BLOCK_CHUNK_BYTES: usize = 32 * 1024;
+/// Largest piece of a block body stored under one key.
+///
+/// sled 0.34 writes any log item over about 128 KiB (a quarter of its 512 KiB segment) to a separate blob
+/// file that it never fsyncs, so such an item survives a process crash but not a power loss. Items are
+/// values, but also whole tree nodes when sled consolidates one, and a leaf holds up to 16 entries before
+/// it splits. Pieces of 4 KiB keep a leaf of block pieces near 64 KiB, inside the log that `flush` does
+/// fsync (`large_blocks_stay_in_sleds_fsynced_log_and_out_of_its_unsynced_blob_files` checks it).
+/// Engines without the limit pay a few extra keys per block.
+pub(crate) const BLOCK_CHUNK_BYTES: usize = 4 * 1024;
 /// Most pieces a block can have: a maximal block, rounded up, plus one.
 const MAX_BLOCK_CHUNKS: usize = timecoin_types::MAX_BLOCK_BYTES / BLOCK_CHUNK_BYTES + 2;
 
