@@ -415,7 +415,9 @@ impl Core {
             debug!(voter = %vote.voter, "vote from a non-member ignored");
             return;
         }
-        state.votes.note_view(vote.voter, vote.view, state.round.view);
+        state
+            .votes
+            .note_view(vote.voter, vote.view, state.round.view);
         if in_window {
             match state.votes.add(vote, now) {
                 AddOutcome::Equivocation(evidence) => self.record_evidence(evidence, out),
@@ -448,6 +450,10 @@ impl Core {
         state
             .votes
             .note_view(proposal.proposer, proposal.view, state.round.view);
+        if state.round.step == Step::Finalized {
+            // Decided: no block of this height needs judging any more.
+            return;
+        }
         if !in_window {
             self.progress(out);
             return;
@@ -479,9 +485,13 @@ impl Core {
                 });
             }
         }
-        state
-            .proposals
-            .insert(proposal.view, KnownProposal { block_hash, proposal });
+        state.proposals.insert(
+            proposal.view,
+            KnownProposal {
+                block_hash,
+                proposal,
+            },
+        );
         self.progress(out);
     }
 

@@ -706,16 +706,58 @@ fn an_observer_outside_the_set_decides_without_signing() {
     let validators = Arc::new(ValidatorSet::from_genesis(&genesis).unwrap());
     let observer = SecretKey::from_seed(&[99; 32]);
     let mut core = Core::new(Config::new(chain), observer);
-    let mut out = core.handle(Input::StartHeight { height: 1, validators: validators.clone() });
+    let mut out = core.handle(Input::StartHeight {
+        height: 1,
+        validators: validators.clone(),
+    });
     let rig = Rig::new(0);
     let b = rig.block(1, 0, 1);
     let leader = key(rig.leader(1, 0));
     out.extend(core.handle(proposal(&leader, chain, 1, 0, None, b.clone())));
-    out.extend(core.handle(Input::Validity { height: 1, block_hash: b.hash(), valid: true }));
+    out.extend(core.handle(Input::Validity {
+        height: 1,
+        block_hash: b.hash(),
+        valid: true,
+    }));
     for i in 0..3 {
         out.extend(core.handle(vote(&key(i), chain, Prepare, 1, 0, Some(b.hash()))));
         out.extend(core.handle(vote(&key(i), chain, Commit, 1, 0, Some(b.hash()))));
     }
-    assert!(!out.iter().any(|o| matches!(o, Output::Persist(_) | Output::Broadcast(_) | Output::RequestProposal { .. })));
-    assert!(out.iter().any(|o| matches!(o, Output::Decided { block, .. } if *block == b)));
+    assert!(!out.iter().any(|o| matches!(
+        o,
+        Output::Persist(_) | Output::Broadcast(_) | Output::RequestProposal { .. }
+    )));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Decided { block, .. } if *block == b))
+    );
+}
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn the_ignore_lock_fault_makes_a_locked_validator_prepare_another_block() {
+    let (mut rig, h, b) = locked_in_view_0(3);
+    // Same history, replayed into a core with the fault switched on.
+    let mut config = rig.config.clone();
+    config.faults.ignore_lock = true;
+    let wal: Vec<WalEntry> = vec![];
+    let mut faulty = Rig::new(3);
+    faulty.core = Core::restore(config, key(3), wal).unwrap();
+    faulty.start(h);
+    faulty.propose(h, 0, None, &b, true);
+    let others = faulty.others();
+    faulty.votes_from(&others[..2], Prepare, h, 0, Some(&b));
+    faulty.votes_from(&others[..2], Commit, h, 0, None);
+    faulty.timeout(h, 0, TimeoutKind::Commit);
+    assert_eq!(faulty.round().locked.map(|l| l.block_hash), Some(b.hash()));
+    let other = faulty.block(h, 1, 2);
+    let out = faulty.propose(h, 1, None, &other, true);
+    assert_eq!(
+        one_vote(&out, Prepare).block_hash,
+        Some(other.hash()),
+        "lock ignored"
+    );
+    // The honest core refuses the same proposal.
+    let out = rig.propose(h, 1, None, &other, true);
+    assert_eq!(one_vote(&out, Prepare).block_hash, None);
 }

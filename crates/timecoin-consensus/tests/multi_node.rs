@@ -9,9 +9,9 @@
 
 mod common;
 
-use common::{Net, next_random};
-use timecoin_consensus::Message;
-use timecoin_types::{Genesis, Tier};
+use common::{Net, key, next_random};
+use timecoin_consensus::{Evidence, Message, WalEntry};
+use timecoin_types::{Genesis, Tier, Vote};
 
 #[test]
 fn four_validators_finalize_five_heights_without_any_timeout() {
@@ -131,4 +131,70 @@ fn reordered_and_lossy_delivery_keeps_agreement_and_progress() {
             seed + 1
         );
     }
+}
+
+#[test]
+fn validators_crashing_mid_height_restart_from_their_wal_and_the_network_agrees() {
+    for seed in 0..seeds() {
+        let mut net = Net::new(4);
+        net.shuffle = Some(seed);
+        net.start();
+        let mut rng = seed.wrapping_mul(31) + 7;
+        // Crash a random node after a random number of deliveries, ten times.
+        for _ in 0..10 {
+            let steps = next_random(&mut rng) % 40;
+            let target = net.delivered + steps;
+            net.run_until(1_000, |n| n.delivered >= target);
+            let victim = (next_random(&mut rng) % 4) as usize;
+            net.crash_and_restart(victim);
+        }
+        let ok = net.run_until(5_000, |n| n.min_decided() >= 4);
+        net.assert_agreement();
+        assert!(ok, "seed {seed}: no progress after restarts");
+        // Every node's WAL shows one message per slot.
+        for node in &net.nodes {
+            let mut slots = std::collections::BTreeMap::new();
+            for e in &node.wal {
+                let slot = match e {
+                    WalEntry::Proposed(p) => (p.height, p.view, 0u8),
+                    WalEntry::Voted(v) => (v.height, v.view, 1 + v.phase as u8),
+                };
+                if let Some(previous) = slots.insert(slot, e.clone()) {
+                    assert_eq!(
+                        &previous, e,
+                        "seed {seed}: node {} signed twice",
+                        node.index
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_double_voter_is_caught_and_the_honest_validators_still_agree() {
+    let mut net = Net::new(4);
+    let chain = net.chain;
+    // Validator 3 sends its real votes, and to validator 0 also a conflicting nil vote.
+    net.rewrite = Box::new(move |from, to, m| match (&m, from, to) {
+        (Message::Vote(v), 3, 0) if v.block_hash.is_some() => {
+            let twin = Vote::sign(&key(3), chain, v.phase, v.height, v.view, None);
+            vec![m.clone(), Message::Vote(twin)]
+        }
+        _ => vec![m],
+    });
+    net.start();
+    assert!(net.run_until(1_000, |n| n.min_decided() >= 3));
+    net.assert_agreement();
+    let evidence = &net.nodes[0].evidence;
+    assert!(!evidence.is_empty());
+    for e in evidence {
+        assert!(matches!(e, Evidence::DoubleVote { .. }));
+        assert_eq!(e.offender(), key(3).public_key());
+        e.verify(chain).unwrap();
+    }
+    assert!(
+        net.nodes[1].evidence.is_empty(),
+        "validator 1 saw one vote per slot"
+    );
 }

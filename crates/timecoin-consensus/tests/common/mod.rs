@@ -112,6 +112,8 @@ pub struct Net {
     pub shuffle: Option<u64>,
     /// Whether nodes answer messages of lower heights with the certified block (host-level sync).
     pub sync: bool,
+    /// Replaces what `from` sends to `to` (Byzantine behaviour); the default sends the message as is.
+    pub rewrite: Box<dyn FnMut(usize, usize, Message) -> Vec<Message>>,
 }
 
 /// splitmix64: a tiny deterministic generator for seeded tests.
@@ -160,6 +162,7 @@ impl Net {
             delivered: 0,
             shuffle: None,
             sync: true,
+            rewrite: Box::new(|_, _, m| vec![m]),
         }
     }
 
@@ -227,10 +230,12 @@ impl Net {
                         if to == from || (self.drop)(from, to, &m) {
                             continue;
                         }
-                        let verified =
-                            Verified::<Message>::verify(m.clone(), self.chain, &self.validators)
-                                .expect("honest messages verify");
-                        self.queue.push_back((to, Input::from(verified)));
+                        for m in (self.rewrite)(from, to, m.clone()) {
+                            let verified =
+                                Verified::<Message>::verify(m, self.chain, &self.validators)
+                                    .expect("messages are signed by members");
+                            self.queue.push_back((to, Input::from(verified)));
+                        }
                     }
                 }
                 Output::ScheduleTimeout { timeout, after } => {
@@ -333,6 +338,22 @@ impl Net {
             }
             timers += 1;
         }
+    }
+
+    /// Crashes node `i` (its in-flight inputs and timers are lost) and restarts it from its WAL.
+    pub fn crash_and_restart(&mut self, i: usize) {
+        self.queue.retain(|(to, _)| *to != i);
+        self.timers.retain(|_, (to, _)| *to != i);
+        let wal = self.nodes[i].wal.clone();
+        self.nodes[i].core = Core::restore(self.config.clone(), key(i), wal).unwrap();
+        let next = self.nodes[i].tip.header.height + 1;
+        self.queue.push_back((
+            i,
+            Input::StartHeight {
+                height: next,
+                validators: self.validators.clone(),
+            },
+        ));
     }
 
     pub fn min_decided(&self) -> usize {
