@@ -85,6 +85,9 @@ pub enum HashDomain {
     Address,
     /// Consensus evidence, certificates and other consensus objects.
     Consensus,
+    /// The pseudo transaction id that genesis allocations are spent from; apart from real txids so no
+    /// transaction can ever share an id with the genesis document.
+    GenesisAllocations,
     /// Anything else a downstream crate needs; the string must be unique to its use.
     Custom(&'static str),
 }
@@ -102,6 +105,7 @@ impl HashDomain {
             HashDomain::UtxoCommitment => "timecoin 2026-11 utxo commitment v1",
             HashDomain::Address => "timecoin 2026-11 address v1",
             HashDomain::Consensus => "timecoin 2026-11 consensus v1",
+            HashDomain::GenesisAllocations => "timecoin 2026-11 genesis allocations v1",
             HashDomain::Custom(s) => s,
         }
     }

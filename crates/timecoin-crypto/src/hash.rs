@@ -77,7 +77,7 @@ impl<'de> Deserialize<'de> for Hash {
 
 /// One hasher template per built-in domain: deriving the context key costs a compression, cloning a
 /// prepared hasher does not.
-static TEMPLATES: LazyLock<[(HashDomain, blake3::Hasher); 9]> = LazyLock::new(|| {
+static TEMPLATES: LazyLock<[(HashDomain, blake3::Hasher); 10]> = LazyLock::new(|| {
     [
         HashDomain::TxId,
         HashDomain::BlockHeader,
@@ -88,6 +88,7 @@ static TEMPLATES: LazyLock<[(HashDomain, blake3::Hasher); 9]> = LazyLock::new(||
         HashDomain::UtxoCommitment,
         HashDomain::Address,
         HashDomain::Consensus,
+        HashDomain::GenesisAllocations,
     ]
     .map(|d| (d, blake3::Hasher::new_derive_key(d.context())))
 });

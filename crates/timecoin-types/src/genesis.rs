@@ -40,7 +40,7 @@ impl Wire for Genesis {
 impl Genesis {
     /// The pseudo transaction id the allocations are spent from.
     pub fn allocation_txid(&self) -> TxId {
-        TxId(hash(HashDomain::TxId, &codec::encode(self)))
+        TxId(hash(HashDomain::GenesisAllocations, &codec::encode(self)))
     }
 
     /// The initial UTXO set.

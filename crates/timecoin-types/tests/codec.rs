@@ -608,7 +608,7 @@ fn the_wire_format_of_known_values_does_not_change() {
         ),
         (
             "genesis block",
-            "70e7910e7fdc270b9cc06b7e5b8b1b48f7156e248df9f69823995cf1210d6a17",
+            "77ef27e17b7c4c5d1bca3a2361892c02f721ea0b22feb57fcbed288bf2148317",
         ),
         (
             "transaction",
@@ -624,7 +624,7 @@ fn the_wire_format_of_known_values_does_not_change() {
         ),
         (
             "genesis block hash",
-            "0f35026f439da5e5e9edbda3a7dee57b829b71cf240d86f8c10e1ab72ed3af7e",
+            "224c25e4e5bc43e34896f970ad6ab842acf0189a13b5c89cd50c9fb0e1d68c5a",
         ),
     ];
     for (name, got) in &actual {
