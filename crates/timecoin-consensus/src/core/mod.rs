@@ -1,0 +1,270 @@
+//! The driver: turns inputs into round events (checking leaders, quorums and validity), runs the round
+//! state machine, signs what it says to sign (persisting first), and moves across views.
+//!
+//! `mod.rs` holds the state and the public API, `inputs.rs` what each input does, `rules.rs` the search
+//! for the next rule to fire and the execution of its actions.
+
+mod inputs;
+mod rules;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+
+use timecoin_crypto::{PublicKey, SigDomain};
+use timecoin_types::{Block, BlockHash, Height, Proposal, View, Vote, VotePhase};
+use tracing::{debug, info, warn};
+
+use crate::buffer::FutureBuffer;
+use crate::round::{self, LockRule, RoundAction, RoundEvent, RoundState, Step, ValueAt};
+use crate::sync::CertifiedBlock;
+use crate::votes::{AddOutcome, VoteKeeper};
+use crate::{
+    Config, ConsensusError, Evidence, Input, Message, Output, ProposalDigest, Signer, Timeout,
+    TimeoutKind, ValidatorSet, WalEntry,
+};
+
+/// Upper bound on rule firings per input; each firing moves the state forward, and far fewer than this
+/// are possible per input, so reaching it means a bug, which is logged rather than looped on.
+const MAX_TRANSITIONS_PER_INPUT: usize = 256;
+
+/// One signing slot of a height: a validator signs at most one message per slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    Proposal,
+    Prepare,
+    Commit,
+}
+
+impl From<VotePhase> for Slot {
+    fn from(phase: VotePhase) -> Self {
+        match phase {
+            VotePhase::Prepare => Slot::Prepare,
+            VotePhase::Commit => Slot::Commit,
+        }
+    }
+}
+
+/// Everything this node signed at one height: the double-sign guard, rebuilt from the WAL on restart.
+/// At most three messages per view of the height.
+#[derive(Debug, Default)]
+struct SignLog {
+    height: Height,
+    signed: BTreeMap<(View, Slot), Message>,
+}
+
+/// What the application said about a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Validity {
+    Pending,
+    Valid,
+    Invalid,
+}
+
+/// A proposal with its block's hash, computed once (hashing a header costs more than counting a vote).
+#[derive(Debug)]
+struct KnownProposal {
+    block_hash: BlockHash,
+    proposal: Proposal,
+}
+
+impl KnownProposal {
+    fn new(proposal: Proposal) -> Self {
+        KnownProposal {
+            block_hash: proposal.block.hash(),
+            proposal,
+        }
+    }
+}
+
+/// The state of the height being decided.
+#[derive(Debug)]
+struct HeightState {
+    validators: Arc<ValidatorSet>,
+    round: RoundState,
+    votes: VoteKeeper,
+    /// The first proposal of each kept view from its leader (kept views: see [`Config::max_past_views`]).
+    proposals: BTreeMap<View, KnownProposal>,
+    /// Views whose leader was caught proposing twice (reported once).
+    double_proposals: BTreeMap<View, ()>,
+    /// Verdicts per block; entries go when no kept proposal carries the block.
+    validity: BTreeMap<BlockHash, Validity>,
+    /// The view for which the application was last asked for a block.
+    requested_proposal: Option<View>,
+}
+
+impl HeightState {
+    fn block(&self, hash: &BlockHash) -> Option<&Block> {
+        self.proposals
+            .values()
+            .find(|p| p.block_hash == *hash)
+            .map(|p| &p.proposal.block)
+    }
+
+    fn validity(&self, hash: &BlockHash) -> Validity {
+        self.validity
+            .get(hash)
+            .copied()
+            .unwrap_or(Validity::Pending)
+    }
+}
+
+/// The consensus core of one validator: a deterministic state machine with no I/O.
+///
+/// A core whose key is not in a height's validator set follows that height as an observer: it decides
+/// from the others' votes and signs nothing.
+///
+/// Feed it [`Input`]s with [`Core::handle`] and execute the returned [`Output`]s in order (see
+/// `docs/CONSENSUS_API.md`). It never reads a clock, draws a random number, or touches a disk or socket.
+///
+/// Memory is bounded: per height, at most `2·n·(max_past_views + max_future_views + 1)` votes and one
+/// proposal per kept view; for future heights, at most `max_future_messages_per_validator` votes and
+/// `max_future_proposals_per_validator` proposals per validator; at most `max_evidence` evidence items
+/// (see [`Config`]). [`Core::votes_held`] reports the current count.
+pub struct Core {
+    config: Config,
+    signer: Box<dyn Signer>,
+    me: PublicKey,
+    lock_rule: LockRule,
+    now_ms: u64,
+    current: Option<HeightState>,
+    signed: SignLog,
+    future: FutureBuffer,
+    evidence: VecDeque<(u64, Evidence)>,
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Core")
+            .field("me", &self.me)
+            .field("round", &self.current.as_ref().map(|c| &c.round))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// A core that has signed nothing yet. It waits for [`Input::StartHeight`].
+    pub fn new(config: Config, signer: impl Signer + 'static) -> Self {
+        let me = signer.public_key();
+        #[cfg(feature = "fault-injection")]
+        let lock_rule = if config.faults.ignore_lock {
+            LockRule::Ignore
+        } else {
+            LockRule::Respect
+        };
+        #[cfg(not(feature = "fault-injection"))]
+        let lock_rule = LockRule::Respect;
+        Core {
+            config,
+            signer: Box::new(signer),
+            me,
+            lock_rule,
+            now_ms: 0,
+            current: None,
+            signed: SignLog::default(),
+            future: FutureBuffer::default(),
+            evidence: VecDeque::new(),
+        }
+    }
+
+    /// A core restarted from its write-ahead log (every [`Output::Persist`] entry, in order).
+    ///
+    /// It remembers what it signed at the latest height in the log; when the host then starts that height
+    /// again, it resumes the last view it signed in, re-sends those very messages, keeps its lock, and
+    /// can never sign a different message for a slot it already signed. Fails if an entry was signed by
+    /// another key.
+    pub fn restore(
+        config: Config,
+        signer: impl Signer + 'static,
+        wal: impl IntoIterator<Item = WalEntry>,
+    ) -> Result<Self, ConsensusError> {
+        let mut core = Core::new(config, signer);
+        for entry in wal {
+            if entry.signer() != core.me {
+                return Err(ConsensusError::ForeignWal {
+                    expected: Box::new(core.me),
+                    found: Box::new(entry.signer()),
+                });
+            }
+            let height = entry.height();
+            if height > core.signed.height || core.signed.signed.is_empty() {
+                core.signed = SignLog {
+                    height,
+                    signed: BTreeMap::new(),
+                };
+            }
+            if height < core.signed.height {
+                continue;
+            }
+            let (key, message) = match entry {
+                WalEntry::Proposed(p) => ((p.view, Slot::Proposal), Message::Proposal(p)),
+                WalEntry::Voted(v) => ((v.view, Slot::from(v.phase)), Message::Vote(v)),
+            };
+            // The first entry of a slot is what went out; a later different one cannot exist unless the
+            // log was tampered with, and keeping the first is the safe choice.
+            core.signed.signed.entry(key).or_insert(message);
+        }
+        Ok(core)
+    }
+
+    /// This validator's key.
+    pub fn public_key(&self) -> PublicKey {
+        self.me
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The height being decided (`None` before the first [`Input::StartHeight`]).
+    pub fn height(&self) -> Option<Height> {
+        self.current.as_ref().map(|c| c.round.height)
+    }
+
+    /// The state of the height being decided: view, step, lock, valid value, decision.
+    pub fn round_state(&self) -> Option<&RoundState> {
+        self.current.as_ref().map(|c| &c.round)
+    }
+
+    /// The validator set of the current height.
+    pub fn validators(&self) -> Option<&Arc<ValidatorSet>> {
+        self.current.as_ref().map(|c| &c.validators)
+    }
+
+    /// Evidence collected (bounded by [`Config::max_evidence`]), oldest first.
+    pub fn evidence(&self) -> impl Iterator<Item = &Evidence> {
+        self.evidence.iter().map(|(_, e)| e)
+    }
+
+    /// Votes and buffered messages currently held (see the bound in the type's docs).
+    pub fn votes_held(&self) -> usize {
+        self.current.as_ref().map_or(0, |c| c.votes.votes_held()) + self.future.len()
+    }
+
+    /// Processes one input and returns what the host must do, in order.
+    pub fn handle(&mut self, input: Input) -> Vec<Output> {
+        let mut out = Vec::new();
+        match input {
+            Input::StartHeight { height, validators } => {
+                self.start_height(height, validators, &mut out)
+            }
+            Input::Proposal(p) => self.on_proposal(p.into_inner(), &mut out),
+            Input::Vote(v) => self.on_vote(v.into_inner(), &mut out),
+            Input::ProposalValue {
+                height,
+                view,
+                block,
+            } => self.on_proposal_value(height, view, block, &mut out),
+            Input::Validity {
+                height,
+                block_hash,
+                valid,
+            } => self.on_validity(height, block_hash, valid, &mut out),
+            Input::Timeout(t) => self.on_timeout(t, &mut out),
+            Input::Certified(c) => self.on_certified(c.into_inner(), &mut out),
+            Input::Tick { now_ms } => self.on_tick(now_ms),
+        }
+        out
+    }
+}
