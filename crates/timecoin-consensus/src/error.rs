@@ -1,7 +1,7 @@
 //! The crate's one error type.
 
 use timecoin_crypto::{CryptoError, PublicKey};
-use timecoin_types::{BlockHash, Height, TypesError, View};
+use timecoin_types::{BlockHash, Height, TypesError};
 
 use crate::sync::SafetyViolation;
 
@@ -111,11 +111,5 @@ pub enum ConsensusError {
         expected: Height,
         /// The height given.
         got: Height,
-    },
-    /// A view number so large the protocol would overflow.
-    #[error("view {view} out of range")]
-    ViewOutOfRange {
-        /// The view.
-        view: View,
     },
 }
