@@ -49,8 +49,8 @@
 //! ```
 //!
 //! ## Feature flags
-//! - `fault-injection` (off): adds [`Faults`] to [`Config`], switches that make the core unsafe on purpose
-//!   so a simulator's negative-control test can show its invariant checker catches the violation. Never
+//! - `fault-injection` (off): adds `Config::faults`, switches that make the core unsafe on purpose, so a
+//!   simulator's negative-control test can show that its invariant checker catches the violation. Never
 //!   enable it in a node.
 
 #![forbid(unsafe_code)]
