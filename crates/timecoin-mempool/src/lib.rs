@@ -105,6 +105,7 @@ pub trait Mempool: Send + Sync {
     /// all of them (rejection cache, duplicates, chain rules, conflicts, room) against the pool as it was
     /// before the batch: then a transaction turned away there is not reconsidered after earlier ones in
     /// the batch were admitted, and one that fails several checks may report another of its failures.
+    /// The caller bounds the batch: its work and memory grow with the inputs of all its transactions.
     fn insert_batch(&self, txs: Vec<Transaction>) -> Vec<Result<TxId, MempoolError>> {
         txs.into_iter().map(|tx| self.insert(tx)).collect()
     }
@@ -114,6 +115,14 @@ pub trait Mempool: Send + Sync {
 
     /// The pooled transaction `txid`.
     fn get(&self, txid: &TxId) -> Option<Arc<Transaction>>;
+
+    /// Whether exactly this transaction (signatures included) is pooled, so its signatures were verified
+    /// on admission. Block validation may skip the signature check of such a transaction and check only
+    /// the rest; a transaction that differs in any byte (even one with the same txid and another valid
+    /// signature) gets `false`.
+    fn holds_verified(&self, tx: &Transaction) -> bool {
+        self.get(&tx.txid()).is_some_and(|pooled| *pooled == *tx)
+    }
 
     /// The best-paying transactions that fit in `max_bytes` (the sum of their encoded sizes; the caller
     /// leaves room for the header and framing): highest fee rate first, ties by txid, never two that
