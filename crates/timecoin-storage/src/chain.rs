@@ -120,7 +120,17 @@ impl<E: KvEngine> ChainDb<E> {
                 }
                 tip
             }
-            None => Self::initialise(&engine, genesis, &genesis_block)?,
+            None => {
+                // Batches are atomic, so a store without a tip record holds nothing at all; anything
+                // else is not ours (or is damaged) and must not be written over.
+                if !engine.scan(&[], &[0xff; 8], 1)?.is_empty() {
+                    return Err(StorageError::Corruption {
+                        what: "tip record",
+                        detail: "the store holds records but no tip record".into(),
+                    });
+                }
+                Self::initialise(&engine, genesis, &genesis_block)?
+            }
         };
         let utxo_hash = LtHash::from_bytes(&tip.utxo_hash)
             .map_err(|e| StorageError::undecodable("tip record", e))?;

@@ -161,6 +161,9 @@ impl KvEngine for MemoryEngine {
 /// sled panics below 256 bytes of cache (one byte per shard); a megabyte keeps its tree nodes resident.
 const MIN_SLED_CACHE_BYTES: u64 = 1024 * 1024;
 
+/// How long opening waits for another handle's lock on the database to go away.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// sled 0.34 on disk.
 ///
 /// A batch is one `apply_batch` on a single tree (sled makes a batch on one tree atomic across crashes)
@@ -186,13 +189,25 @@ impl SledEngine {
         let flush_ms = config
             .flush_interval
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
-        let db = sled::Config::new()
+        let sled_config = sled::Config::new()
             .path(path)
             .cache_capacity(config.engine_cache_bytes().max(MIN_SLED_CACHE_BYTES))
             .flush_every_ms(flush_ms)
-            .mode(mode)
-            .open()
-            .map_err(|e| sled_error("opening the sled database", e))?;
+            .mode(mode);
+        // sled's background threads keep the file (and its lock) open a moment after the last handle to
+        // a database drops, so a close-then-reopen within one process may find it still locked.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled_config.open() {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other.map_err(|e| sled_error("opening the sled database", e))?,
+            }
+        };
         Ok(SledEngine { db })
     }
 

@@ -611,6 +611,16 @@ fn a_store_refuses_another_chains_genesis<B: Backend>(b: &mut B) {
         b.open_with(&test_config(), &other),
         Err(StorageError::GenesisMismatch { .. })
     ));
+    // A store whose tip record is gone is not re-initialised over its remaining records.
+    let store = open(b, &factory);
+    let mut batch = WriteBatch::new();
+    batch.delete(b"mt".to_vec());
+    store.engine().commit(batch).unwrap();
+    drop(store);
+    assert!(matches!(
+        b.open_with(&test_config(), factory.genesis()),
+        Err(StorageError::Corruption { .. })
+    ));
 }
 
 fn async_handle_applies_and_reads_on_the_blocking_pool<B: Backend>(b: &mut B) {
