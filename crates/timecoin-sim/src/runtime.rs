@@ -47,6 +47,7 @@ pub struct Context<M> {
     me: NodeId,
     outbox: Vec<(Option<NodeId>, M)>,
     timers: Vec<(Millis, u64)>,
+    halt: bool,
 }
 
 impl<M> Context<M> {
@@ -69,6 +70,12 @@ impl<M> Context<M> {
     /// Fires `on_timer(token)` after `after_ms`.
     pub fn set_timer(&mut self, after_ms: Millis, token: u64) {
         self.timers.push((after_ms, token));
+    }
+    /// Crashes this node as soon as the current event is handled: what it already sent still goes out,
+    /// its timers are void. Models a process dying mid-way (for example between a write and a send);
+    /// the runtime lists it in [`Runtime::take_halted`] so a driver can restart it.
+    pub fn halt(&mut self) {
+        self.halt = true;
     }
 }
 
@@ -140,6 +147,10 @@ pub struct NetStats {
     pub duplicated: u64,
 }
 
+/// Decides, at send time, whether the network drops a message: `(now, from, to, message) -> drop`.
+/// Must be deterministic.
+pub type DropFilter<M> = Box<dyn FnMut(Millis, NodeId, NodeId, &M) -> bool>;
+
 /// The simulator: nodes, clock, event queue, network, trace.
 pub struct Runtime<P: Process> {
     nodes: Vec<P>,
@@ -159,13 +170,27 @@ pub struct Runtime<P: Process> {
     stats: NetStats,
     /// Messages between these (from, to) pairs are dropped: models a node that withholds from some peers.
     blocked_links: BTreeSet<(NodeId, NodeId)>,
+    /// Nodes that halted themselves since the last [`Runtime::take_halted`]; at most one entry per node.
+    halted: BTreeSet<NodeId>,
+    /// Targeted message loss for scenarios that need an exact fault (see [`Runtime::set_drop_filter`]).
+    drop_filter: Option<DropFilter<P::Msg>>,
+    /// Nodes whose `on_start` has run at least once.
+    started: BTreeSet<NodeId>,
 }
 
 impl<P: Process> Runtime<P> {
     /// A runtime over `nodes`, all started at time 0, with randomness from `seed`.
     pub fn new(seed: u64, nodes: Vec<P>, network: NetworkConfig) -> Self {
+        let mut rt = Self::new_paused(seed, nodes, network);
+        rt.start_all();
+        rt
+    }
+
+    /// Like [`Runtime::new`] but nothing has started yet: set up the network (partitions, a drop filter)
+    /// first, then call [`Runtime::start_all`], so even the very first messages see that setup.
+    pub fn new_paused(seed: u64, nodes: Vec<P>, network: NetworkConfig) -> Self {
         let n = nodes.len();
-        let mut rt = Runtime {
+        Runtime {
             nodes,
             up: vec![true; n],
             epoch: vec![0; n],
@@ -179,19 +204,30 @@ impl<P: Process> Runtime<P> {
             events: 0,
             stats: NetStats::default(),
             blocked_links: BTreeSet::new(),
-        };
-        for id in 0..n {
-            rt.start(id);
+            halted: BTreeSet::new(),
+            drop_filter: None,
+            started: BTreeSet::new(),
         }
-        rt
+    }
+
+    /// Starts every node that has not started (calls `on_start`), at the current time.
+    pub fn start_all(&mut self) {
+        let pending: Vec<NodeId> = (0..self.nodes.len())
+            .filter(|id| !self.started.contains(id))
+            .collect();
+        for id in pending {
+            self.start(id);
+        }
     }
 
     fn start(&mut self, id: NodeId) {
+        self.started.insert(id);
         let mut ctx = Context {
             now: self.now,
             me: id,
             outbox: Vec::new(),
             timers: Vec::new(),
+            halt: false,
         };
         if let Some(node) = self.nodes.get_mut(id) {
             node.on_start(&mut ctx);
@@ -248,6 +284,12 @@ impl<P: Process> Runtime<P> {
     pub fn heal(&mut self) {
         self.partition.clear();
         self.blocked_links.clear();
+    }
+
+    /// Installs (or with `None` removes) a filter that drops chosen messages at send time, for scenarios
+    /// that need one exact loss rather than a random one. Counted as lost.
+    pub fn set_drop_filter(&mut self, filter: Option<DropFilter<P::Msg>>) {
+        self.drop_filter = filter;
     }
 
     /// Drops every message from `from` to `to` until [`Runtime::heal`].
@@ -326,7 +368,13 @@ impl<P: Process> Runtime<P> {
             self.stats.partitioned += 1;
             return;
         }
-        if self.chance(self.network.loss_ppm) {
+        let now = self.now;
+        if self
+            .drop_filter
+            .as_mut()
+            .is_some_and(|drop| drop(now, from, to, &msg))
+            || self.chance(self.network.loss_ppm)
+        {
             self.stats.lost += 1;
             return;
         }
@@ -348,6 +396,7 @@ impl<P: Process> Runtime<P> {
 
     fn flush(&mut self, ctx: Context<P::Msg>) {
         let me = ctx.me;
+        let halt = ctx.halt;
         let n = self.nodes.len();
         for (to, msg) in ctx.outbox {
             match to {
@@ -370,6 +419,26 @@ impl<P: Process> Runtime<P> {
                 },
             );
         }
+        if halt {
+            self.crash(me);
+            self.halted.insert(me);
+        }
+    }
+
+    /// Nodes that halted themselves (see [`Context::halt`]) since the last call, in id order.
+    pub fn take_halted(&mut self) -> Vec<NodeId> {
+        std::mem::take(&mut self.halted).into_iter().collect()
+    }
+
+    /// Time of the next pending event, if any.
+    pub fn next_event_at(&self) -> Option<Millis> {
+        self.queue.peek().map(|Reverse(s)| s.at)
+    }
+
+    /// Moves the clock forward to `at` without processing anything (never backwards): for a driver that
+    /// steps events itself and then acts at a fixed time.
+    pub fn advance_to(&mut self, at: Millis) {
+        self.now = self.now.max(at);
     }
 
     /// Processes the next event; `false` when none is left.
@@ -400,6 +469,7 @@ impl<P: Process> Runtime<P> {
                     me: to,
                     outbox: Vec::new(),
                     timers: Vec::new(),
+                    halt: false,
                 };
                 if let Some(node) = self.nodes.get_mut(to) {
                     node.on_message(from, msg, &mut ctx);
@@ -421,6 +491,7 @@ impl<P: Process> Runtime<P> {
                     me: node,
                     outbox: Vec::new(),
                     timers: Vec::new(),
+                    halt: false,
                 };
                 if let Some(n) = self.nodes.get_mut(node) {
                     n.on_timer(token, &mut ctx);

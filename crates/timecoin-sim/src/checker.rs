@@ -1,0 +1,179 @@
+//! The safety invariants, checked after every event of a simulation.
+
+use std::collections::BTreeSet;
+
+use timecoin_consensus::ValidatorRegistry;
+use timecoin_crypto::{ChainId, PublicKey};
+use timecoin_types::{BlockHash, Genesis, Height};
+
+use crate::node::SimNode;
+use crate::runtime::{NodeId, Runtime};
+use crate::{SimError, Violation};
+
+/// Checks, incrementally (each stored block once per node), that:
+///
+/// 1. no two honest nodes finalize different blocks at one height;
+/// 2. every block an honest node finalized carries a certificate for that very block that is valid for
+///    the validator set of its height ([`timecoin_consensus::ValidatorSet::verify_certificate`], with the
+///    set computed by the checker's own registry from the agreed chain);
+/// 3. each honest node's finalized chain starts at genesis, has no gap and links every block to its
+///    parent, so with (1) the honest chains are prefixes of each other;
+/// 4. no node holds evidence that an honest validator equivocated (a restarted honest node re-sends
+///    what it persisted, never something new);
+/// 5. no honest node failed (for example, refused to apply a decided block).
+///
+/// Memory: one hash per agreed height plus two counters per node.
+#[derive(Debug)]
+pub struct InvariantChecker {
+    chain: ChainId,
+    genesis_hash: BlockHash,
+    honest: Vec<bool>,
+    honest_keys: BTreeSet<PublicKey>,
+    /// The first honest decision at each height (index `h - 1`), and who made it.
+    agreed: Vec<(BlockHash, NodeId)>,
+    /// Fed the agreed blocks in order, so it knows the validator set of the next heights.
+    registry: ValidatorRegistry,
+    /// Per node: stored blocks already checked.
+    checked: Vec<usize>,
+    /// Per node: (incarnation, evidence items already checked); evidence is not durable, so a restart
+    /// starts the count again.
+    evidence_checked: Vec<(u32, usize)>,
+}
+
+impl InvariantChecker {
+    /// A checker for nodes whose honesty is `honest` (by node id), validators of `honest_keys` honest.
+    pub fn new(
+        genesis: &Genesis,
+        honest: Vec<bool>,
+        honest_keys: BTreeSet<PublicKey>,
+    ) -> Result<Self, SimError> {
+        let registry = ValidatorRegistry::from_genesis(genesis)
+            .map_err(|e| SimError::Setup(format!("genesis validator set: {e}")))?;
+        let n = honest.len();
+        Ok(InvariantChecker {
+            chain: genesis.params.chain_id,
+            genesis_hash: genesis.block().hash(),
+            honest,
+            honest_keys,
+            agreed: Vec::new(),
+            registry,
+            checked: vec![0; n],
+            evidence_checked: vec![(0, 0); n],
+        })
+    }
+
+    /// Highest height some honest node finalized.
+    pub fn agreed_height(&self) -> Height {
+        self.agreed.len() as Height
+    }
+
+    /// Whether node `id` is honest.
+    pub fn is_honest(&self, id: NodeId) -> bool {
+        self.honest.get(id).copied().unwrap_or(false)
+    }
+
+    /// Checks everything new since the last call.
+    pub fn check(&mut self, rt: &Runtime<SimNode>) -> Result<(), Violation> {
+        for (id, node) in rt.nodes().iter().enumerate() {
+            self.check_evidence(id, node)?;
+            if !self.is_honest(id) {
+                continue;
+            }
+            if let Some(reason) = node.failure() {
+                return Err(Violation::NodeFailed {
+                    node: id,
+                    reason: reason.to_string(),
+                });
+            }
+            self.check_chain(id, node)?;
+        }
+        Ok(())
+    }
+
+    fn check_evidence(&mut self, id: NodeId, node: &SimNode) -> Result<(), Violation> {
+        let incarnation = node.durable().restarts;
+        let Some(entry) = self.evidence_checked.get_mut(id) else {
+            return Ok(());
+        };
+        if entry.0 != incarnation {
+            *entry = (incarnation, 0);
+        }
+        let offenders = node.offenders();
+        for offender in offenders.iter().skip(entry.1) {
+            if self.honest_keys.contains(offender) {
+                return Err(Violation::HonestEquivocation {
+                    node: id,
+                    offender: Box::new(*offender),
+                });
+            }
+        }
+        entry.1 = offenders.len();
+        Ok(())
+    }
+
+    fn check_chain(&mut self, id: NodeId, node: &SimNode) -> Result<(), Violation> {
+        let chain = &node.durable().chain;
+        let from = self.checked.get(id).copied().unwrap_or(0);
+        for index in from..chain.len() {
+            let height = index as Height + 1;
+            let broken = Violation::BrokenChain { node: id, height };
+            let (block, certificate) = chain.get(index).ok_or(broken.clone())?;
+            let parent = match index.checked_sub(1) {
+                None => self.genesis_hash,
+                Some(p) => chain.get(p).map(|(b, _)| b.hash()).ok_or(broken.clone())?,
+            };
+            if block.header.height != height || block.header.parent != parent {
+                return Err(broken);
+            }
+            let hash = block.hash();
+            if certificate.block_hash != hash || certificate.height != height {
+                return Err(Violation::BadCertificate {
+                    node: id,
+                    height,
+                    reason: "certificate names another block or height".into(),
+                });
+            }
+            match self.agreed.get(index) {
+                Some((agreed, first_node)) if *agreed != hash => {
+                    return Err(Violation::ConflictingBlocks {
+                        height,
+                        first_node: *first_node,
+                        first: *agreed,
+                        second_node: id,
+                        second: hash,
+                    });
+                }
+                Some(_) => {}
+                None => {}
+            }
+            let validators =
+                self.registry
+                    .set_for(height)
+                    .ok_or_else(|| Violation::BadCertificate {
+                        node: id,
+                        height,
+                        reason: "validator set of the height unknown to the checker".into(),
+                    })?;
+            validators
+                .verify_certificate(certificate, self.chain)
+                .map_err(|e| Violation::BadCertificate {
+                    node: id,
+                    height,
+                    reason: e.to_string(),
+                })?;
+            if index == self.agreed.len() {
+                self.agreed.push((hash, id));
+                self.registry
+                    .on_finalized(block)
+                    .map_err(|e| Violation::NodeFailed {
+                        node: id,
+                        reason: format!("checker registry refused block {height}: {e}"),
+                    })?;
+            }
+            if let Some(c) = self.checked.get_mut(id) {
+                *c = index + 1;
+            }
+        }
+        Ok(())
+    }
+}
