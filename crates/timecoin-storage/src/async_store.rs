@@ -67,17 +67,17 @@ impl<S: ChainStore + 'static> AsyncChainStore<S> {
             .await
     }
 
-    /// [`BlockStore::tip`].
+    /// [`BlockStore::tip`](crate::BlockStore::tip).
     pub async fn tip(&self) -> Result<ChainTip, StorageError> {
         self.run(|s| s.tip()).await
     }
 
-    /// [`BlockStore::block`].
+    /// [`BlockStore::block`](crate::BlockStore::block).
     pub async fn block(&self, height: Height) -> Result<Option<StoredBlock>, StorageError> {
         self.run(move |s| s.block(height)).await
     }
 
-    /// [`BlockStore::block_by_hash`].
+    /// [`BlockStore::block_by_hash`](crate::BlockStore::block_by_hash).
     pub async fn block_by_hash(
         &self,
         hash: BlockHash,

@@ -77,7 +77,7 @@
 //! - Everything blocks; [`AsyncChainStore`] runs it on tokio's blocking pool.
 //!
 //! ## Feature flags
-//! - `test-support`: [`testing::BlockFactory`], which builds realistic signed, certified blocks for a
+//! - `test-support`: `testing::BlockFactory`, which builds realistic signed, certified blocks for a
 //!   store of a local chain. For tests and benches; off by default.
 
 #![forbid(unsafe_code)]

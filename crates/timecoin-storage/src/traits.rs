@@ -110,6 +110,8 @@ pub trait ChainStore: BlockStore + UtxoView {
 
     /// The `utxo_commitment` a header for `block` must carry if `block` extends the tip: what a leader
     /// writes into its proposal and what a validator compares. The block's own commitment is ignored.
+    /// An implementation may remember the result so that applying the same transactions on the same
+    /// tip next does not redo the work ([`ChainDb`](crate::ChainDb) keeps the last one).
     fn utxo_commitment_after(&self, block: &Block) -> Result<Hash, StorageError>;
 
     /// Up to `limit` unspent outputs (at most [`MAX_UTXO_PAGE`](crate::MAX_UTXO_PAGE); 0 means the
