@@ -521,8 +521,8 @@ fn successor(key: &[u8]) -> Vec<u8> {
 }
 
 fn read_block<E: KvEngine>(engine: &E, height: Height) -> Result<Option<Block>, StorageError> {
-    let (from, to) = record::block_chunk_range(height);
-    let pieces = engine.scan(&from, &to, record::BLOCK_SCAN_LIMIT)?;
+    let (from, to) = record::piece_range(&record::height_key(record::BLOCK, height));
+    let pieces = engine.scan(&from, &to, record::PIECE_SCAN_LIMIT)?;
     record::open_block(height, &pieces)
 }
 
@@ -602,10 +602,12 @@ fn count_wal<E: KvEngine>(engine: &E) -> Result<WalState, StorageError> {
         };
         start = successor(last_key);
         for (key, value) in &chunk {
-            let seq = record::wal_seq_from_key(key)?;
+            let (seq, first) = record::wal_piece(key)?;
             wal.next_seq = wal.next_seq.max(seq + 1);
-            wal.entries += 1;
-            wal.bytes += value.len().saturating_sub(record::CHECKSUM_LEN) as u64;
+            wal.bytes += record::wal_piece_payload_len(value, first);
+            if first {
+                wal.entries += 1;
+            }
         }
     }
     Ok(wal)
@@ -858,10 +860,11 @@ impl<E: KvEngine> ConsensusStateStore for ChainDb<E> {
                 max_bytes: self.wal_max_bytes,
             });
         }
-        let key = record::wal_key(height, wal.next_seq);
-        let value = record::seal(&key, entry.to_vec());
-        let mut batch = WriteBatch::with_capacity(1);
-        batch.put(key, value);
+        let pieces = record::seal_pieces(&record::wal_key(height, wal.next_seq), entry);
+        let mut batch = WriteBatch::with_capacity(pieces.len());
+        for (key, value) in pieces {
+            batch.put(key, value);
+        }
         self.commit(batch)?;
         wal.next_seq += 1;
         wal.entries += 1;
@@ -875,21 +878,43 @@ impl<E: KvEngine> ConsensusStateStore for ChainDb<E> {
         let to = [record::WAL + 1];
         let mut start = record::wal_key(from_height, 0);
         let mut out = Vec::new();
+        // Pieces of one entry are adjacent; an entry may straddle two scans.
+        let mut entry: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let finish = |entry: &mut Vec<(Vec<u8>, Vec<u8>)>, out: &mut Vec<Vec<u8>>| {
+            let Some((first, _)) = entry.first() else {
+                return Ok(());
+            };
+            let base = first
+                .get(..record::WAL_ENTRY_KEY_LEN)
+                .unwrap_or(first)
+                .to_vec();
+            if let Some(bytes) = record::open_pieces("WAL entry", &base, entry)? {
+                out.push(bytes);
+            }
+            entry.clear();
+            Ok::<(), StorageError>(())
+        };
         loop {
             let chunk = self.engine.scan(&start, &to, SCAN_CHUNK)?;
             let Some((last_key, _)) = chunk.last() else {
                 break;
             };
             start = successor(last_key);
-            for (key, value) in &chunk {
-                out.push(record::open("WAL entry", key, value)?.to_vec());
+            for (key, value) in chunk {
+                let (_, first) = record::wal_piece(&key)?;
+                if first {
+                    finish(&mut entry, &mut out)?;
+                }
+                entry.push((key, value));
             }
         }
+        finish(&mut entry, &mut out)?;
         Ok(out)
     }
 
-    /// Deletes in batches of up to 4096 entries: a crash midway leaves a shorter prefix pruned, which a
-    /// repeated call finishes.
+    /// Deletes in batches of up to 4096 pieces. A crash midway leaves a prefix pruned, possibly with one
+    /// entry below `height` cut short (a replay from below `height` would report it as corruption); a
+    /// repeated call finishes the job.
     fn prune_below(&self, height: Height) -> Result<(), StorageError> {
         self.check_halted()?;
         let mut wal = self.wal.lock();
@@ -902,11 +927,13 @@ impl<E: KvEngine> ConsensusStateStore for ChainDb<E> {
             }
             let mut batch = WriteBatch::with_capacity(chunk.len());
             let mut freed = 0u64;
+            let mut removed = 0u64;
             for (key, value) in chunk {
-                freed += value.len().saturating_sub(record::CHECKSUM_LEN) as u64;
+                let (_, first) = record::wal_piece(&key)?;
+                freed += record::wal_piece_payload_len(&value, first);
+                removed += u64::from(first);
                 batch.delete(key);
             }
-            let removed = batch.len() as u64;
             self.commit(batch)?;
             wal.entries = wal.entries.saturating_sub(removed);
             wal.bytes = wal.bytes.saturating_sub(freed);

@@ -12,7 +12,7 @@
 //! | `h` ‖ block hash | its height |
 //! | `m` `t` | the [`TipRecord`]: genesis, tip, UTXO count and multiset-hash state |
 //! | `s` | the last-signed consensus state (opaque) |
-//! | `w` ‖ height (BE) ‖ sequence (BE) | one consensus WAL entry (opaque) |
+//! | `w` ‖ height (BE) ‖ sequence (BE) ‖ piece (BE) | one consensus WAL entry (opaque), in pieces |
 //!
 //! Big-endian numbers make key order equal numeric order, so a UTXO scan walks outpoints in `Ord` order
 //! and a WAL scan walks heights, then arrival order.
@@ -92,14 +92,40 @@ pub(crate) fn wal_key(height: Height, seq: u64) -> Vec<u8> {
     k
 }
 
-pub(crate) fn wal_seq_from_key(key: &[u8]) -> Result<u64, StorageError> {
-    key.get(9..17)
+/// Length of a WAL entry's key without its piece number: `w` ‖ height ‖ sequence.
+pub(crate) const WAL_ENTRY_KEY_LEN: usize = 17;
+
+/// The sequence number of the WAL entry a piece key belongs to, and whether it is the entry's first piece.
+pub(crate) fn wal_piece(key: &[u8]) -> Result<(u64, bool), StorageError> {
+    let bad = || StorageError::Corruption {
+        what: "WAL key",
+        detail: format!(
+            "{} bytes, expected {}",
+            key.len(),
+            WAL_ENTRY_KEY_LEN + PIECE_INDEX_LEN
+        ),
+    };
+    if key.len() != WAL_ENTRY_KEY_LEN + PIECE_INDEX_LEN {
+        return Err(bad());
+    }
+    let seq = key
+        .get(9..17)
         .and_then(|b| <[u8; 8]>::try_from(b).ok())
         .map(u64::from_be_bytes)
-        .ok_or_else(|| StorageError::Corruption {
-            what: "WAL key",
-            detail: format!("{} bytes, expected 17", key.len()),
-        })
+        .ok_or_else(bad)?;
+    let index = key
+        .get(17..21)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_be_bytes)
+        .ok_or_else(bad)?;
+    Ok((seq, index == 0))
+}
+
+/// Payload bytes a WAL piece holds (its value less the checksum, and less the piece count on a first
+/// piece), for the log's byte bound.
+pub(crate) fn wal_piece_payload_len(value: &[u8], first: bool) -> u64 {
+    let overhead = CHECKSUM_LEN + if first { 4 } else { 0 };
+    value.len().saturating_sub(overhead) as u64
 }
 
 /// BLAKE3 key of record checksums. Keyed mode with a constant key separates these digests from every
@@ -157,47 +183,50 @@ pub(crate) fn open_txout(key: &[u8], value: &[u8]) -> Result<TxOut, StorageError
         .map_err(|e| StorageError::undecodable("UTXO", e))
 }
 
-/// Largest piece of a block body stored under one key.
+/// Largest piece of a large value (a block body, a WAL entry) stored under one key.
 ///
 /// sled 0.34 writes any log item over about 128 KiB (a quarter of its 512 KiB segment) to a separate blob
 /// file that it never fsyncs, so such an item survives a process crash but not a power loss. Items are
 /// values, but also whole tree nodes when sled consolidates one, and a leaf holds up to 16 entries before
-/// it splits. Pieces of 4 KiB keep a leaf of block pieces near 64 KiB, inside the log that `flush` does
-/// fsync (`large_blocks_stay_in_sleds_fsynced_log_and_out_of_its_unsynced_blob_files` checks it).
-/// Engines without the limit pay a few extra keys per block.
-pub(crate) const BLOCK_CHUNK_BYTES: usize = 4 * 1024;
-/// Most pieces a block can have: a maximal block, rounded up, plus one.
-const MAX_BLOCK_CHUNKS: usize = timecoin_types::MAX_BLOCK_BYTES / BLOCK_CHUNK_BYTES + 2;
+/// it splits. Pieces of 4 KiB keep a leaf of pieces near 64 KiB, inside the log that `flush` does fsync
+/// (`large_blocks_stay_in_sleds_fsynced_log_and_out_of_its_unsynced_blob_files` checks it). Engines
+/// without the limit pay a few extra keys per large value.
+pub(crate) const PIECE_BYTES: usize = 4 * 1024;
+/// Most pieces a value can have: a maximal network message, rounded up, plus one.
+const MAX_PIECES: usize = timecoin_types::MAX_MESSAGE_BYTES / PIECE_BYTES + 2;
+/// Pieces to ask a scan for: one more than a value can have, so an excess is seen.
+pub(crate) const PIECE_SCAN_LIMIT: usize = MAX_PIECES + 1;
+/// Bytes a piece number adds to its value's key.
+pub(crate) const PIECE_INDEX_LEN: usize = 4;
 
-pub(crate) fn block_chunk_key(height: Height, index: u32) -> Vec<u8> {
-    let mut k = height_key(BLOCK, height);
+fn piece_key(base: &[u8], index: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(base.len() + PIECE_INDEX_LEN);
+    k.extend_from_slice(base);
     k.extend_from_slice(&index.to_be_bytes());
     k
 }
 
-/// The key range holding block `height`'s pieces.
-pub(crate) fn block_chunk_range(height: Height) -> (Vec<u8>, Vec<u8>) {
-    let from = height_key(BLOCK, height);
-    let mut to = from.clone();
-    to.extend_from_slice(&[0xff; 5]);
-    (from, to)
+/// The key range holding the pieces of the value at `base`.
+pub(crate) fn piece_range(base: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut to = base.to_vec();
+    to.extend_from_slice(&[0xff; PIECE_INDEX_LEN + 1]);
+    (base.to_vec(), to)
 }
 
-/// The block's encoding in sealed pieces; the first piece starts with the number of pieces, so a lost
-/// trailing piece is detected rather than decoded around.
-pub(crate) fn seal_block(height: Height, block: &Block) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let encoded = block.encode();
-    let pieces: Vec<&[u8]> = if encoded.is_empty() {
+/// `bytes` in sealed pieces under `base ‖ index`; the first piece starts with the number of pieces, so a
+/// lost trailing piece is detected rather than decoded around.
+pub(crate) fn seal_pieces(base: &[u8], bytes: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let pieces: Vec<&[u8]> = if bytes.is_empty() {
         vec![&[]]
     } else {
-        encoded.chunks(BLOCK_CHUNK_BYTES).collect()
+        bytes.chunks(PIECE_BYTES).collect()
     };
     let count = pieces.len() as u32;
     pieces
         .into_iter()
         .enumerate()
         .map(|(i, piece)| {
-            let key = block_chunk_key(height, i as u32);
+            let key = piece_key(base, i as u32);
             let mut payload = Vec::with_capacity(piece.len() + 4 + CHECKSUM_LEN);
             if i == 0 {
                 payload.extend_from_slice(&count.to_be_bytes());
@@ -209,50 +238,61 @@ pub(crate) fn seal_block(height: Height, block: &Block) -> Vec<(Vec<u8>, Vec<u8>
         .collect()
 }
 
-/// Reassembles a block from the pieces a scan of [`block_chunk_range`] returned (`None` if there are
-/// none), checking every checksum, that the pieces are numbered 0.. without a gap, and their count.
-pub(crate) fn open_block(
-    height: Height,
+/// Reassembles the value at `base` from its pieces (`None` if there are none), checking every checksum,
+/// that the pieces are numbered 0.. without a gap, and their count.
+pub(crate) fn open_pieces(
+    what: &'static str,
+    base: &[u8],
     pieces: &[(Vec<u8>, Vec<u8>)],
-) -> Result<Option<Block>, StorageError> {
+) -> Result<Option<Vec<u8>>, StorageError> {
     if pieces.is_empty() {
         return Ok(None);
     }
-    let corrupt = |detail: String| StorageError::Corruption {
-        what: "block",
-        detail,
-    };
-    let mut encoded = Vec::with_capacity(pieces.len() * BLOCK_CHUNK_BYTES);
+    let corrupt = |detail: String| StorageError::Corruption { what, detail };
+    let mut bytes = Vec::with_capacity(pieces.len() * PIECE_BYTES);
     let mut expected = None;
     for (i, (key, value)) in pieces.iter().enumerate() {
-        if *key != block_chunk_key(height, i as u32) {
-            return Err(corrupt(format!("block {height}: piece {i} is missing")));
+        if *key != piece_key(base, i as u32) {
+            return Err(corrupt(format!("piece {i} is missing")));
         }
-        let payload = open("block", key, value)?;
+        let payload = open(what, key, value)?;
         if i == 0 {
             let (count, rest) = payload
                 .split_first_chunk::<4>()
-                .ok_or_else(|| corrupt(format!("block {height}: first piece has no count")))?;
+                .ok_or_else(|| corrupt("first piece has no count".into()))?;
             expected = Some(u32::from_be_bytes(*count) as usize);
-            encoded.extend_from_slice(rest);
+            bytes.extend_from_slice(rest);
         } else {
-            encoded.extend_from_slice(payload);
+            bytes.extend_from_slice(payload);
         }
     }
     if expected != Some(pieces.len()) {
         return Err(corrupt(format!(
-            "block {height}: {} pieces stored, {} expected",
+            "{} pieces stored, {} expected",
             pieces.len(),
             expected.unwrap_or(0)
         )));
     }
-    Block::decode(&encoded)
-        .map(Some)
-        .map_err(|e| StorageError::undecodable("block", e))
+    Ok(Some(bytes))
 }
 
-/// Pieces to ask a scan for: one more than a block can have, so an excess is seen.
-pub(crate) const BLOCK_SCAN_LIMIT: usize = MAX_BLOCK_CHUNKS + 1;
+/// The block's encoding in pieces under `b ‖ height`.
+pub(crate) fn seal_block(height: Height, block: &Block) -> Vec<(Vec<u8>, Vec<u8>)> {
+    seal_pieces(&height_key(BLOCK, height), &block.encode())
+}
+
+/// Reassembles block `height` from the pieces a scan of its [`piece_range`] returned.
+pub(crate) fn open_block(
+    height: Height,
+    pieces: &[(Vec<u8>, Vec<u8>)],
+) -> Result<Option<Block>, StorageError> {
+    match open_pieces("block", &height_key(BLOCK, height), pieces)? {
+        Some(bytes) => Block::decode(&bytes)
+            .map(Some)
+            .map_err(|e| StorageError::undecodable("block", e)),
+        None => Ok(None),
+    }
+}
 
 pub(crate) fn open_certificate(
     key: &[u8],
@@ -346,13 +386,16 @@ mod tests {
         assert!(
             pieces
                 .iter()
-                .all(|(_, v)| v.len() <= BLOCK_CHUNK_BYTES + 4 + CHECKSUM_LEN)
+                .all(|(_, v)| v.len() <= PIECE_BYTES + 4 + CHECKSUM_LEN)
         );
         assert_eq!(open_block(9, &pieces).unwrap(), Some(block.clone()));
         assert_eq!(open_block(9, &[]).unwrap(), None);
-        let (from, to) = block_chunk_range(9);
+        let (from, to) = piece_range(&height_key(BLOCK, 9));
         assert!(pieces.iter().all(|(k, _)| *k >= from && *k < to));
-        assert!(block_chunk_key(8, u32::MAX) < from && to < block_chunk_key(10, 0));
+        assert!(
+            piece_key(&height_key(BLOCK, 8), u32::MAX) < from
+                && to < piece_key(&height_key(BLOCK, 10), 0)
+        );
 
         let mut last_lost = pieces.clone();
         last_lost.pop();

@@ -523,6 +523,11 @@ fn consensus_wal_replays_in_order_prunes_below_and_survives_reopen<B: Backend>(b
         for (h, msg) in [(5u64, "5a"), (6, "6a"), (5, "5b"), (7, "7a"), (6, "6b")] {
             store.append_wal(h, msg.as_bytes()).unwrap();
         }
+        // A proposal-sized entry is stored in pieces and comes back whole, in its place.
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        store.append_wal(4, &big).unwrap();
+        assert_eq!(store.replay(4).unwrap()[0], big);
+        store.prune_below(5).unwrap();
         let all: Vec<Vec<u8>> = ["5a", "5b", "6a", "6b", "7a"]
             .iter()
             .map(|s| s.as_bytes().to_vec())
@@ -677,12 +682,15 @@ fn large_blocks_stay_in_sleds_fsynced_log_and_out_of_its_unsynced_blob_files() {
         encoded > 192 * 1024,
         "the block must be over sled's blob threshold, is {encoded} bytes"
     );
+    let proposal: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+    store.append_wal(5, &proposal).unwrap();
     let blobs = b.dir.path().join("blobs");
     let files = std::fs::read_dir(&blobs).map(|d| d.count()).unwrap_or(0);
     assert_eq!(files, 0, "sled wrote {files} blob files");
     drop(store);
     let store = open(&mut b, &factory);
     assert_eq!(store.block(2).unwrap().unwrap().block, blocks[1]);
+    assert_eq!(store.replay(0).unwrap(), vec![proposal]);
     assert_matches_model(&store, &model);
 }
 
