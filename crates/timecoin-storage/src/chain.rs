@@ -132,6 +132,20 @@ impl<E: KvEngine> ChainDb<E> {
                 Self::initialise(&engine, genesis, &genesis_block)?
             }
         };
+        let log_len = engine.log_len()?;
+        if log_len < tip.log_end {
+            return Err(StorageError::Corruption {
+                what: "block log",
+                detail: format!("{log_len} bytes, the tip record says {}", tip.log_end),
+            });
+        }
+        if log_len > tip.log_end {
+            info!(
+                discarded = log_len - tip.log_end,
+                "cutting block bodies no committed block refers to"
+            );
+            engine.truncate_log(tip.log_end)?;
+        }
         let utxo_hash = LtHash::from_bytes(&tip.utxo_hash)
             .map_err(|e| StorageError::undecodable("tip record", e))?;
         let tip_block =
@@ -193,12 +207,17 @@ impl<E: KvEngine> ChainDb<E> {
     ) -> Result<TipRecord, StorageError> {
         let utxos = genesis.utxos();
         let hash = genesis_block.hash();
+        // Bytes in the log without a tip record come from an initialisation that crashed before its
+        // batch committed.
+        engine.truncate_log(0)?;
+        let body = append_body(engine, 0, genesis_block)?;
         let tip = TipRecord {
             genesis: hash,
             height: 0,
             hash,
             utxo_count: utxos.len() as u64,
             utxo_hash: genesis.utxo_hash().to_bytes(),
+            log_end: body.offset + body.len,
         };
         let mut batch = WriteBatch::with_capacity(utxos.len() + 3);
         for (op, out) in &utxos {
@@ -206,7 +225,7 @@ impl<E: KvEngine> ChainDb<E> {
             let value = record::seal_txout(&key, out);
             batch.put(key, value);
         }
-        put_block(&mut batch, genesis_block, None);
+        put_block(&mut batch, genesis_block, body, None);
         batch.put(record::TIP_KEY.to_vec(), record::seal_tip(&tip));
         engine.commit(batch)?;
         info!(genesis = %hash, utxos = utxos.len(), "storage initialised from genesis");
@@ -257,10 +276,12 @@ impl<E: KvEngine> ChainDb<E> {
     /// Commits a batch; on failure halts the store, since the engine may have applied part of the work
     /// (sled applies, then flushes) and memory would no longer match it.
     fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
-        self.engine.commit(batch).inspect_err(|e| {
-            error!(error = %e, "storage write failed; halting the store");
-            let _ = self.halted.set(e.to_string());
-        })
+        self.engine.commit(batch).inspect_err(|e| self.halt(e))
+    }
+
+    fn halt(&self, err: &StorageError) {
+        error!(error = %err, "storage write failed; halting the store");
+        let _ = self.halted.set(err.to_string());
     }
 
     fn lookup(&self, state: &ChainState, op: &OutPoint) -> Result<Option<TxOut>, StorageError> {
@@ -521,17 +542,44 @@ fn successor(key: &[u8]) -> Vec<u8> {
 }
 
 fn read_block<E: KvEngine>(engine: &E, height: Height) -> Result<Option<Block>, StorageError> {
-    let (from, to) = record::piece_range(&record::height_key(record::BLOCK, height));
-    let pieces = engine.scan(&from, &to, record::PIECE_SCAN_LIMIT)?;
-    record::open_block(height, &pieces)
+    let key = record::height_key(record::BLOCK, height);
+    let Some(value) = engine.get(&key)? else {
+        return Ok(None);
+    };
+    let body = record::open_body_ref(&key, &value)?;
+    let len = usize::try_from(body.len).map_err(|_| StorageError::Corruption {
+        what: "block reference",
+        detail: format!("length {} does not fit in memory", body.len),
+    })?;
+    let bytes = engine.read_log(body.offset, len)?;
+    record::open_block_body(height, &bytes).map(Some)
 }
 
-fn put_block(batch: &mut WriteBatch, block: &Block, certificate: Option<&CommitCertificate>) {
+/// Appends a block's sealed body to the engine's log (durably) and returns where it is.
+fn append_body<E: KvEngine>(
+    engine: &E,
+    height: Height,
+    block: &Block,
+) -> Result<record::BodyRef, StorageError> {
+    let sealed = record::seal_block_body(height, block);
+    let offset = engine.append_log(&sealed)?;
+    Ok(record::BodyRef {
+        offset,
+        len: sealed.len() as u64,
+    })
+}
+
+fn put_block(
+    batch: &mut WriteBatch,
+    block: &Block,
+    body: record::BodyRef,
+    certificate: Option<&CommitCertificate>,
+) {
     let height = block.header.height;
     let hash = block.hash();
-    for (key, value) in record::seal_block(height, block) {
-        batch.put(key, value);
-    }
+    let key = record::height_key(record::BLOCK, height);
+    let value = record::seal_body_ref(&key, body);
+    batch.put(key, value);
     if let Some(cert) = certificate {
         let key = record::height_key(record::CERTIFICATE, height);
         let value = record::seal(&key, cert.encode());
@@ -730,12 +778,16 @@ impl<E: KvEngine> ChainStore for ChainDb<E> {
                 what: "tip record",
                 detail: format!("UTXO count {} is below the outputs spent", tip.utxo_count),
             })?;
+        // The body goes to the log first: if the batch below never commits, the bytes past the tip's
+        // `log_end` are cut at the next open.
+        let body = append_body(&self.engine, header.height, block).inspect_err(|e| self.halt(e))?;
         let new_tip = TipRecord {
             genesis: tip.genesis,
             height: header.height,
             hash,
             utxo_count,
             utxo_hash: utxo_hash.to_bytes(),
+            log_end: body.offset + body.len,
         };
         let mut batch = WriteBatch::with_capacity(spent.len() + created.len() + 4);
         for (op, _) in &spent {
@@ -746,7 +798,7 @@ impl<E: KvEngine> ChainStore for ChainDb<E> {
             let value = record::seal_txout(&key, out);
             batch.put(key, value);
         }
-        put_block(&mut batch, block, Some(certificate));
+        put_block(&mut batch, block, body, Some(certificate));
         batch.put(record::TIP_KEY.to_vec(), record::seal_tip(&new_tip));
 
         let mut state = self.state.write();

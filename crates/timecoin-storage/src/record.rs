@@ -7,7 +7,7 @@
 //! | key | value |
 //! | --- | --- |
 //! | `u` ‖ txid ‖ vout (BE) | the unspent [`TxOut`] |
-//! | `b` ‖ height (BE) ‖ piece (BE) | the [`Block`]'s encoding, in pieces of at most 4 KiB |
+//! | `b` ‖ height (BE) | offset and length of the [`Block`]'s sealed encoding in the engine's log |
 //! | `c` ‖ height (BE) | its [`CommitCertificate`] (absent for genesis) |
 //! | `h` ‖ block hash | its height |
 //! | `m` `t` | the [`TipRecord`]: genesis, tip, UTXO count and multiset-hash state |
@@ -183,19 +183,15 @@ pub(crate) fn open_txout(key: &[u8], value: &[u8]) -> Result<TxOut, StorageError
         .map_err(|e| StorageError::undecodable("UTXO", e))
 }
 
-/// Largest piece of a large value (a block body, a WAL entry) stored under one key.
+/// Largest piece of a large value (a WAL entry) stored under one key.
 ///
 /// sled 0.34 writes any log item over about 128 KiB (a quarter of its 512 KiB segment) to a separate blob
 /// file that it never fsyncs, so such an item survives a process crash but not a power loss. Items are
 /// values, but also whole tree nodes when sled consolidates one, and a leaf holds up to 16 entries before
 /// it splits. Pieces of 4 KiB keep a leaf of pieces near 64 KiB, inside the log that `flush` does fsync
-/// (`large_blocks_stay_in_sleds_fsynced_log_and_out_of_its_unsynced_blob_files` checks it). Engines
-/// without the limit pay a few extra keys per large value.
+/// (`large_values_stay_out_of_sleds_unsynced_blob_files` checks it). Block bodies, the largest values,
+/// do not go to sled at all but to the engine's append-only log.
 pub(crate) const PIECE_BYTES: usize = 4 * 1024;
-/// Most pieces a value can have: a maximal network message, rounded up, plus one.
-const MAX_PIECES: usize = timecoin_types::MAX_MESSAGE_BYTES / PIECE_BYTES + 2;
-/// Pieces to ask a scan for: one more than a value can have, so an excess is seen.
-pub(crate) const PIECE_SCAN_LIMIT: usize = MAX_PIECES + 1;
 /// Bytes a piece number adds to its value's key.
 pub(crate) const PIECE_INDEX_LEN: usize = 4;
 
@@ -204,13 +200,6 @@ fn piece_key(base: &[u8], index: u32) -> Vec<u8> {
     k.extend_from_slice(base);
     k.extend_from_slice(&index.to_be_bytes());
     k
-}
-
-/// The key range holding the pieces of the value at `base`.
-pub(crate) fn piece_range(base: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let mut to = base.to_vec();
-    to.extend_from_slice(&[0xff; PIECE_INDEX_LEN + 1]);
-    (base.to_vec(), to)
 }
 
 /// `bytes` in sealed pieces under `base ‖ index`; the first piece starts with the number of pieces, so a
@@ -276,22 +265,54 @@ pub(crate) fn open_pieces(
     Ok(Some(bytes))
 }
 
-/// The block's encoding in pieces under `b ‖ height`.
-pub(crate) fn seal_block(height: Height, block: &Block) -> Vec<(Vec<u8>, Vec<u8>)> {
-    seal_pieces(&height_key(BLOCK, height), &block.encode())
+/// Where a block's body lies in the engine's log (see [`KvEngine::append_log`](crate::KvEngine)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BodyRef {
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
 }
 
-/// Reassembles block `height` from the pieces a scan of its [`piece_range`] returned.
-pub(crate) fn open_block(
-    height: Height,
-    pieces: &[(Vec<u8>, Vec<u8>)],
-) -> Result<Option<Block>, StorageError> {
-    match open_pieces("block", &height_key(BLOCK, height), pieces)? {
-        Some(bytes) => Block::decode(&bytes)
-            .map(Some)
-            .map_err(|e| StorageError::undecodable("block", e)),
-        None => Ok(None),
+/// Largest body a reference may name: a maximal block and its checksum. A damaged reference never makes
+/// the store allocate more.
+const MAX_BODY_BYTES: u64 = timecoin_types::MAX_BLOCK_BYTES as u64 + CHECKSUM_LEN as u64;
+
+/// The block's encoding sealed with a checksum bound to its height, as appended to the log.
+pub(crate) fn seal_block_body(height: Height, block: &Block) -> Vec<u8> {
+    seal(&height_key(BLOCK, height), block.encode())
+}
+
+/// Checks and decodes a body read from the log for block `height`.
+pub(crate) fn open_block_body(height: Height, bytes: &[u8]) -> Result<Block, StorageError> {
+    let payload = open("block", &height_key(BLOCK, height), bytes)?;
+    Block::decode(payload).map_err(|e| StorageError::undecodable("block", e))
+}
+
+pub(crate) fn seal_body_ref(key: &[u8], r: BodyRef) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(16);
+    payload.extend_from_slice(&r.offset.to_be_bytes());
+    payload.extend_from_slice(&r.len.to_be_bytes());
+    seal(key, payload)
+}
+
+pub(crate) fn open_body_ref(key: &[u8], value: &[u8]) -> Result<BodyRef, StorageError> {
+    let payload = open("block reference", key, value)?;
+    let bad = || StorageError::Corruption {
+        what: "block reference",
+        detail: format!("{} bytes, expected 16", payload.len()),
+    };
+    let (offset, len) = payload.split_first_chunk::<8>().ok_or_else(bad)?;
+    let len: [u8; 8] = len.try_into().map_err(|_| bad())?;
+    let r = BodyRef {
+        offset: u64::from_be_bytes(*offset),
+        len: u64::from_be_bytes(len),
+    };
+    if r.len > MAX_BODY_BYTES {
+        return Err(StorageError::Corruption {
+            what: "block reference",
+            detail: format!("names a {}-byte body, over the limit", r.len),
+        });
     }
+    Ok(r)
 }
 
 pub(crate) fn open_certificate(
@@ -324,6 +345,9 @@ pub(crate) struct TipRecord {
     pub(crate) utxo_count: u64,
     /// [`timecoin_crypto::LtHash::to_bytes`] of the set.
     pub(crate) utxo_hash: Vec<u8>,
+    /// Length of the engine's block log once the tip's body is in it: anything past it was appended by
+    /// an apply that never committed.
+    pub(crate) log_end: u64,
 }
 
 pub(crate) fn seal_tip(tip: &TipRecord) -> Vec<u8> {
@@ -379,45 +403,72 @@ mod tests {
     }
 
     #[test]
-    fn a_large_block_is_stored_in_pieces_and_reassembled() {
-        let block = big_block();
-        let pieces = seal_block(9, &block);
+    fn a_large_value_is_stored_in_pieces_and_reassembled() {
+        let bytes = big_block().encode();
+        let base = wal_key(3, 9);
+        let pieces = seal_pieces(&base, &bytes);
         assert!(pieces.len() >= 4, "{} pieces", pieces.len());
         assert!(
             pieces
                 .iter()
                 .all(|(_, v)| v.len() <= PIECE_BYTES + 4 + CHECKSUM_LEN)
         );
-        assert_eq!(open_block(9, &pieces).unwrap(), Some(block.clone()));
-        assert_eq!(open_block(9, &[]).unwrap(), None);
-        let (from, to) = piece_range(&height_key(BLOCK, 9));
-        assert!(pieces.iter().all(|(k, _)| *k >= from && *k < to));
-        assert!(
-            piece_key(&height_key(BLOCK, 8), u32::MAX) < from
-                && to < piece_key(&height_key(BLOCK, 10), 0)
+        assert_eq!(
+            open_pieces("t", &base, &pieces).unwrap(),
+            Some(bytes.clone())
         );
+        assert_eq!(open_pieces("t", &base, &[]).unwrap(), None);
+        assert!(pieces.iter().all(|(k, _)| k.starts_with(&base)));
+        assert!(piece_key(&wal_key(3, 8), u32::MAX) < base && base < piece_key(&wal_key(3, 10), 0));
 
         let mut last_lost = pieces.clone();
         last_lost.pop();
         assert!(matches!(
-            open_block(9, &last_lost),
+            open_pieces("t", &base, &last_lost),
             Err(StorageError::Corruption { .. })
         ));
         let mut middle_lost = pieces.clone();
         middle_lost.remove(1);
         assert!(matches!(
-            open_block(9, &middle_lost),
+            open_pieces("t", &base, &middle_lost),
             Err(StorageError::Corruption { .. })
         ));
         assert!(
             matches!(
-                open_block(10, &pieces),
+                open_pieces("t", &wal_key(3, 10), &pieces),
                 Err(StorageError::Corruption { .. })
             ),
-            "pieces of another height"
+            "pieces of another entry"
         );
-        let small = timecoin_types::Genesis::local(1).block();
-        assert_eq!(open_block(0, &seal_block(0, &small)).unwrap(), Some(small));
+        assert_eq!(
+            open_pieces("t", &base, &seal_pieces(&base, &[])).unwrap(),
+            Some(vec![])
+        );
+    }
+
+    #[test]
+    fn a_block_body_is_bound_to_its_height() {
+        let block = big_block();
+        let body = seal_block_body(7, &block);
+        assert_eq!(open_block_body(7, &body).unwrap(), block);
+        assert!(matches!(
+            open_block_body(8, &body),
+            Err(StorageError::Corruption { .. })
+        ));
+        let key = height_key(BLOCK, 7);
+        let r = BodyRef {
+            offset: 123,
+            len: body.len() as u64,
+        };
+        assert_eq!(open_body_ref(&key, &seal_body_ref(&key, r)).unwrap(), r);
+        let huge = BodyRef {
+            offset: 0,
+            len: u64::MAX,
+        };
+        assert!(matches!(
+            open_body_ref(&key, &seal_body_ref(&key, huge)),
+            Err(StorageError::Corruption { .. })
+        ));
     }
 
     #[test]
