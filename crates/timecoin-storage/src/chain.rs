@@ -14,32 +14,19 @@ use tracing::{debug, error, info};
 use crate::cache::{Lookup, UtxoCache};
 use crate::commitment::{PendingApply, UtxoDelta};
 use crate::config::{DEFAULT_UTXO_PAGE, MAX_UTXO_PAGE, StorageConfig};
+use crate::consensus_state::{WalState, count_wal};
 use crate::engine::{AnyEngine, KvEngine, MemoryEngine, WriteBatch};
 use crate::record::{self, TipRecord};
-use crate::{
-    BlockStore, ChainStore, ChainTip, ConsensusStateStore, StorageError, StoredBlock, UtxoPage,
-    UtxoState,
-};
+use crate::{BlockStore, ChainStore, ChainTip, StorageError, StoredBlock, UtxoPage, UtxoState};
 
-/// Largest last-signed record accepted: a height, view, phase and a vote fit many times over.
-pub const MAX_SIGNED_STATE_BYTES: usize = 64 * 1024;
-/// Largest WAL entry accepted: one network message (a proposal carries a whole block).
-pub const MAX_WAL_ENTRY_BYTES: usize = timecoin_types::MAX_MESSAGE_BYTES;
 /// Entries read per engine scan when walking a range (warming the cache, counting or pruning the WAL).
-const SCAN_CHUNK: usize = 4096;
+pub(crate) const SCAN_CHUNK: usize = 4096;
 
 /// The chain's state in memory, changed only after the engine has made the change durable.
 struct ChainState {
     tip: TipRecord,
     utxo_hash: LtHash,
     cache: UtxoCache,
-}
-
-/// What the WAL holds, so its bounds are checked without a scan.
-struct WalState {
-    next_seq: u64,
-    entries: u64,
-    bytes: u64,
 }
 
 /// The chain store: blocks, certificates, the UTXO set with its multiset hash, and consensus state, over
@@ -57,14 +44,14 @@ struct WalState {
 /// Bounds: the UTXO cache holds at most [`StorageConfig::utxo_cache_entries`] outputs; the WAL at most
 /// [`StorageConfig::wal_max_entries`] entries and [`StorageConfig::wal_max_bytes`] bytes.
 pub struct ChainDb<E: KvEngine = AnyEngine> {
-    engine: E,
+    pub(crate) engine: E,
     genesis_hash: BlockHash,
     state: RwLock<ChainState>,
     /// Serializes block application, so the state read at its start is the state it commits on top of.
     writer: Mutex<()>,
-    wal: Mutex<WalState>,
-    wal_max_entries: u64,
-    wal_max_bytes: u64,
+    pub(crate) wal: Mutex<WalState>,
+    pub(crate) wal_max_entries: u64,
+    pub(crate) wal_max_bytes: u64,
     /// Set by the first failed write: the disk may then hold what memory does not.
     halted: OnceLock<String>,
     /// The last `utxo_commitment_after` result, reused by `apply_finalized` of the same block.
@@ -264,7 +251,7 @@ impl<E: KvEngine> ChainDb<E> {
         }
     }
 
-    fn check_halted(&self) -> Result<(), StorageError> {
+    pub(crate) fn check_halted(&self) -> Result<(), StorageError> {
         match self.halted.get() {
             Some(reason) => Err(StorageError::Halted {
                 reason: reason.clone(),
@@ -275,7 +262,7 @@ impl<E: KvEngine> ChainDb<E> {
 
     /// Commits a batch; on failure halts the store, since the engine may have applied part of the work
     /// (sled applies, then flushes) and memory would no longer match it.
-    fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
+    pub(crate) fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
         self.engine.commit(batch).inspect_err(|e| self.halt(e))
     }
 
@@ -534,7 +521,7 @@ impl<E: KvEngine> UtxoView for ChainView<'_, E> {
 }
 
 /// The smallest key greater than `key`: `key ‖ 0`.
-fn successor(key: &[u8]) -> Vec<u8> {
+pub(crate) fn successor(key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(key.len() + 1);
     k.extend_from_slice(key);
     k.push(0);
@@ -632,33 +619,6 @@ fn warm_cache<E: KvEngine>(
         });
     }
     Ok(cache)
-}
-
-fn count_wal<E: KvEngine>(engine: &E) -> Result<WalState, StorageError> {
-    let mut wal = WalState {
-        next_seq: 0,
-        entries: 0,
-        bytes: 0,
-    };
-    let from = [record::WAL];
-    let to = [record::WAL + 1];
-    let mut start = from.to_vec();
-    loop {
-        let chunk = engine.scan(&start, &to, SCAN_CHUNK)?;
-        let Some((last_key, _)) = chunk.last() else {
-            break;
-        };
-        start = successor(last_key);
-        for (key, value) in &chunk {
-            let (seq, first) = record::wal_piece(key)?;
-            wal.next_seq = wal.next_seq.max(seq + 1);
-            wal.bytes += record::wal_piece_payload_len(value, first);
-            if first {
-                wal.entries += 1;
-            }
-        }
-    }
-    Ok(wal)
 }
 
 impl<E: KvEngine> BlockStore for ChainDb<E> {
@@ -862,133 +822,5 @@ impl<E: KvEngine> ChainStore for ChainDb<E> {
         self.check_halted()?;
         let state = self.state.read();
         self.page(&state, after, limit)
-    }
-}
-
-impl<E: KvEngine> ConsensusStateStore for ChainDb<E> {
-    fn save_signed(&self, state: &[u8]) -> Result<(), StorageError> {
-        self.check_halted()?;
-        if state.len() > MAX_SIGNED_STATE_BYTES {
-            return Err(StorageError::TooLarge {
-                what: "last-signed record",
-                len: state.len(),
-                max: MAX_SIGNED_STATE_BYTES,
-            });
-        }
-        let mut batch = WriteBatch::with_capacity(1);
-        batch.put(
-            record::SIGNED_KEY.to_vec(),
-            record::seal(record::SIGNED_KEY, state.to_vec()),
-        );
-        self.commit(batch)
-    }
-
-    fn last_signed(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        self.check_halted()?;
-        match self.engine.get(record::SIGNED_KEY)? {
-            Some(v) => {
-                record::open("last-signed record", record::SIGNED_KEY, &v).map(|p| Some(p.to_vec()))
-            }
-            None => Ok(None),
-        }
-    }
-
-    fn append_wal(&self, height: Height, entry: &[u8]) -> Result<(), StorageError> {
-        self.check_halted()?;
-        if entry.len() > MAX_WAL_ENTRY_BYTES {
-            return Err(StorageError::TooLarge {
-                what: "WAL entry",
-                len: entry.len(),
-                max: MAX_WAL_ENTRY_BYTES,
-            });
-        }
-        let mut wal = self.wal.lock();
-        let len = entry.len() as u64;
-        if wal.entries >= self.wal_max_entries || wal.bytes + len > self.wal_max_bytes {
-            return Err(StorageError::WalFull {
-                entries: wal.entries,
-                bytes: wal.bytes,
-                max_entries: self.wal_max_entries,
-                max_bytes: self.wal_max_bytes,
-            });
-        }
-        let pieces = record::seal_pieces(&record::wal_key(height, wal.next_seq), entry);
-        let mut batch = WriteBatch::with_capacity(pieces.len());
-        for (key, value) in pieces {
-            batch.put(key, value);
-        }
-        self.commit(batch)?;
-        wal.next_seq += 1;
-        wal.entries += 1;
-        wal.bytes += len;
-        Ok(())
-    }
-
-    fn replay(&self, from_height: Height) -> Result<Vec<Vec<u8>>, StorageError> {
-        self.check_halted()?;
-        let _wal = self.wal.lock();
-        let to = [record::WAL + 1];
-        let mut start = record::wal_key(from_height, 0);
-        let mut out = Vec::new();
-        // Pieces of one entry are adjacent; an entry may straddle two scans.
-        let mut entry: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        let finish = |entry: &mut Vec<(Vec<u8>, Vec<u8>)>, out: &mut Vec<Vec<u8>>| {
-            let Some((first, _)) = entry.first() else {
-                return Ok(());
-            };
-            let base = first
-                .get(..record::WAL_ENTRY_KEY_LEN)
-                .unwrap_or(first)
-                .to_vec();
-            if let Some(bytes) = record::open_pieces("WAL entry", &base, entry)? {
-                out.push(bytes);
-            }
-            entry.clear();
-            Ok::<(), StorageError>(())
-        };
-        loop {
-            let chunk = self.engine.scan(&start, &to, SCAN_CHUNK)?;
-            let Some((last_key, _)) = chunk.last() else {
-                break;
-            };
-            start = successor(last_key);
-            for (key, value) in chunk {
-                let (_, first) = record::wal_piece(&key)?;
-                if first {
-                    finish(&mut entry, &mut out)?;
-                }
-                entry.push((key, value));
-            }
-        }
-        finish(&mut entry, &mut out)?;
-        Ok(out)
-    }
-
-    /// Deletes in batches of up to 4096 pieces. A crash midway leaves a prefix pruned, possibly with one
-    /// entry below `height` cut short (a replay from below `height` would report it as corruption); a
-    /// repeated call finishes the job.
-    fn prune_below(&self, height: Height) -> Result<(), StorageError> {
-        self.check_halted()?;
-        let mut wal = self.wal.lock();
-        let from = [record::WAL];
-        let to = record::wal_key(height, 0);
-        loop {
-            let chunk = self.engine.scan(&from, &to, SCAN_CHUNK)?;
-            if chunk.is_empty() {
-                return Ok(());
-            }
-            let mut batch = WriteBatch::with_capacity(chunk.len());
-            let mut freed = 0u64;
-            let mut removed = 0u64;
-            for (key, value) in chunk {
-                let (_, first) = record::wal_piece(&key)?;
-                freed += record::wal_piece_payload_len(&value, first);
-                removed += u64::from(first);
-                batch.delete(key);
-            }
-            self.commit(batch)?;
-            wal.entries = wal.entries.saturating_sub(removed);
-            wal.bytes = wal.bytes.saturating_sub(freed);
-        }
     }
 }

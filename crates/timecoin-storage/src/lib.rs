@@ -87,6 +87,7 @@ mod cache;
 mod chain;
 mod commitment;
 mod config;
+mod consensus_state;
 pub mod engine;
 mod error;
 mod record;
@@ -97,12 +98,13 @@ pub mod traits;
 pub mod testing;
 
 pub use async_store::AsyncChainStore;
-pub use chain::{ChainDb, ChainView, IntegrityReport, MAX_SIGNED_STATE_BYTES, MAX_WAL_ENTRY_BYTES};
+pub use chain::{ChainDb, ChainView, IntegrityReport};
 pub use config::{
     BackendKind, DEFAULT_CACHE_BYTES, DEFAULT_FLUSH_INTERVAL, DEFAULT_UTXO_PAGE,
     DEFAULT_WAL_MAX_BYTES, DEFAULT_WAL_MAX_ENTRIES, MAX_UTXO_PAGE, MEMORY_SHARE_DIVISOR,
     StorageConfig, ThroughputMode, UTXO_CACHE_ENTRY_BYTES,
 };
+pub use consensus_state::{MAX_SIGNED_STATE_BYTES, MAX_WAL_ENTRY_BYTES};
 pub use engine::{AnyEngine, BatchOp, KvEngine, KvPair, MemoryEngine, SledEngine, WriteBatch};
 pub use error::StorageError;
 pub use sync::UtxoSyncCheck;
