@@ -11,6 +11,7 @@ use crate::{ChainDb, ConsensusStateStore, StorageError};
 pub const MAX_SIGNED_STATE_BYTES: usize = 64 * 1024;
 /// Largest WAL entry accepted: one network message (a proposal carries a whole block).
 pub const MAX_WAL_ENTRY_BYTES: usize = timecoin_types::MAX_MESSAGE_BYTES;
+
 /// What the WAL holds, so its bounds are checked without a scan.
 pub(crate) struct WalState {
     pub(crate) next_seq: u64,
@@ -18,6 +19,7 @@ pub(crate) struct WalState {
     pub(crate) bytes: u64,
 }
 
+/// Walks the WAL once at open: its entries, payload bytes and the next sequence number.
 pub(crate) fn count_wal<E: KvEngine>(engine: &E) -> Result<WalState, StorageError> {
     let mut wal = WalState {
         next_seq: 0,
