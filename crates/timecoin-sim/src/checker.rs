@@ -1,10 +1,10 @@
 //! The safety invariants, checked after every event of a simulation.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use timecoin_consensus::ValidatorRegistry;
+use timecoin_consensus::{Message, ValidatorRegistry, WalEntry};
 use timecoin_crypto::{ChainId, PublicKey};
-use timecoin_types::{BlockHash, Genesis, Height};
+use timecoin_types::{BlockHash, Genesis, Height, View, VotePhase, Wire};
 
 use crate::node::SimNode;
 use crate::runtime::{NodeId, Runtime};
@@ -20,9 +20,15 @@ use crate::{SimError, Violation};
 ///    parent, so with (1) the honest chains are prefixes of each other;
 /// 4. no node holds evidence that an honest validator equivocated (a restarted honest node re-sends
 ///    what it persisted, never something new);
-/// 5. no honest node failed (for example, refused to apply a decided block).
+/// 5. no honest node's WAL ever holds two different messages for one signing slot (height, view and
+///    proposal, Prepare or Commit), across all its incarnations: a node restarted between a write and the
+///    send (see [`crate::SimNode::crash_after_persist`]) re-sends what it wrote, never something new, even
+///    when nobody saw the first message;
+/// 6. no honest node failed (for example, refused to apply a decided block, or broadcast a message it had
+///    not persisted first).
 ///
-/// Memory: one hash per agreed height plus two counters per node.
+/// Memory: one hash per agreed height, two counters per node, and per honest node the signing slots of
+/// heights above its finalized tip (at most three per view it signed in).
 #[derive(Debug)]
 pub struct InvariantChecker {
     chain: ChainId,
@@ -38,7 +44,13 @@ pub struct InvariantChecker {
     /// Per node: (incarnation, evidence items already checked); evidence is not durable, so a restart
     /// starts the count again.
     evidence_checked: Vec<(u32, usize)>,
+    /// Per node: WAL entries already checked (of [`crate::DurableState::wal_appended`]) and the digest of
+    /// the message in each signing slot it wrote.
+    slots: Vec<(u64, BTreeMap<SigningSlot, [u8; 32]>)>,
 }
+
+/// (height, view, kind) with kind 0 = proposal, 1 = Prepare, 2 = Commit.
+type SigningSlot = (Height, View, u8);
 
 impl InvariantChecker {
     /// A checker for nodes whose honesty is `honest` (by node id), validators of `honest_keys` honest.
@@ -59,6 +71,7 @@ impl InvariantChecker {
             registry,
             checked: vec![0; n],
             evidence_checked: vec![(0, 0); n],
+            slots: vec![(0, BTreeMap::new()); n],
         })
     }
 
@@ -86,7 +99,52 @@ impl InvariantChecker {
                 });
             }
             self.check_chain(id, node)?;
+            self.check_wal(id, node)?;
         }
+        Ok(())
+    }
+
+    fn check_wal(&mut self, id: NodeId, node: &SimNode) -> Result<(), Violation> {
+        let durable = node.durable();
+        let Some((seen, slots)) = self.slots.get_mut(id) else {
+            return Ok(());
+        };
+        let new = usize::try_from(durable.wal_appended.saturating_sub(*seen)).unwrap_or(usize::MAX);
+        let start = durable.wal.len().saturating_sub(new);
+        for bytes in durable.wal.iter().skip(start) {
+            let entry = WalEntry::decode(bytes).map_err(|e| Violation::NodeFailed {
+                node: id,
+                reason: format!("WAL entry does not decode: {e}"),
+            })?;
+            let (slot, message) = match entry {
+                WalEntry::Proposed(p) => ((p.height, p.view, 0), Message::Proposal(p)),
+                WalEntry::Voted(v) => {
+                    let kind = match v.phase {
+                        VotePhase::Prepare => 1,
+                        VotePhase::Commit => 2,
+                    };
+                    ((v.height, v.view, kind), Message::Vote(v))
+                }
+            };
+            let digest = *blake3::hash(&message.encode()).as_bytes();
+            if let Some(first) = slots.insert(slot, digest)
+                && first != digest
+            {
+                let (height, view, kind) = slot;
+                return Err(Violation::DoubleSigned {
+                    node: id,
+                    height,
+                    view,
+                    slot: ["proposal", "Prepare", "Commit"]
+                        .get(usize::from(kind))
+                        .copied()
+                        .unwrap_or("unknown"),
+                });
+            }
+        }
+        *seen = durable.wal_appended;
+        let tip = durable.tip_height();
+        slots.retain(|(height, _, _), _| *height > tip);
         Ok(())
     }
 

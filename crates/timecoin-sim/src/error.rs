@@ -1,6 +1,6 @@
 //! What can go wrong in a simulation: a broken invariant, a stalled network, or a misused driver.
 
-use timecoin_types::{BlockHash, Height, PublicKey};
+use timecoin_types::{BlockHash, Height, PublicKey, View};
 
 use crate::runtime::{Millis, NodeId};
 
@@ -50,6 +50,21 @@ pub enum Violation {
         node: NodeId,
         /// The honest key named in it.
         offender: Box<PublicKey>,
+    },
+    /// An honest node's WAL holds two different messages for one signing slot: it signed twice where the
+    /// protocol allows once (seen in its own log, even if no peer ever received both).
+    #[error(
+        "honest node {node} signed two different {slot} messages at height {height}, view {view}"
+    )]
+    DoubleSigned {
+        /// The node.
+        node: NodeId,
+        /// Height of the slot.
+        height: Height,
+        /// View of the slot.
+        view: View,
+        /// "proposal", "Prepare" or "Commit".
+        slot: &'static str,
     },
     /// An honest node could not go on (for example its ledger refused a decided block).
     #[error("honest node {node} failed: {reason}")]

@@ -2,12 +2,12 @@
 //! a validator registry, signature checks at the door, timers, and a small block sync, all driven by the
 //! runtime's events.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use timecoin_consensus::{
     CertifiedBlock, Config, Core, Input, Message, Output, Signer, Timeout, ValidatorRegistry,
-    Verified,
+    Verified, WalEntry,
 };
 use timecoin_crypto::{ChainId, PublicKey, SecretKey, SigDomain, Signature};
 use timecoin_types::{Block, CommitCertificate, Genesis, Height, Wire};
@@ -171,6 +171,9 @@ pub struct SimNode {
     /// [`VERIFIED_CACHE`], with the insertion order in `verified_order` for eviction.
     verified: BTreeMap<[u8; 32], bool>,
     verified_order: VecDeque<[u8; 32]>,
+    /// Digests of the messages in the WAL (the current height's), to check that the core persisted
+    /// everything it asks to broadcast; emptied when a height is finalized (the WAL is pruned then).
+    persisted: BTreeSet<[u8; 32]>,
     crash_after_persists: Option<u32>,
     halted: bool,
     failure: Option<String>,
@@ -225,6 +228,7 @@ impl SimNode {
                 .on_finalized(block)
                 .map_err(|e| SimError::Setup(format!("node {}: registry replay: {e}", spec.id)))?;
         }
+        let persisted = wal_messages(&durable).iter().map(digest_of).collect();
         Ok(SimNode {
             strategy: spec.behavior.strategy(),
             spec,
@@ -242,6 +246,7 @@ impl SimNode {
             resend_height: None,
             verified: BTreeMap::new(),
             verified_order: VecDeque::new(),
+            persisted,
             crash_after_persists: None,
             halted: false,
             failure: None,
@@ -354,6 +359,7 @@ impl SimNode {
             match output {
                 Output::Persist(entry) => {
                     self.durable.append_wal(&entry);
+                    self.persisted.insert(digest_of(&wal_message(entry)));
                     self.stats.persists += 1;
                     match self.crash_after_persists {
                         Some(n) if n <= 1 => {
@@ -366,7 +372,16 @@ impl SimNode {
                         None => {}
                     }
                 }
-                Output::Broadcast(message) => self.broadcast(message, ctx),
+                Output::Broadcast(message) => {
+                    // The contract: what the core sends, it persisted first (the crash hook relies on it).
+                    if !self.persisted.contains(&digest_of(&message)) {
+                        self.fail(format!(
+                            "core broadcast a message it never asked to persist: {message:?}"
+                        ));
+                        return;
+                    }
+                    self.broadcast(message, ctx)
+                }
                 Output::ScheduleTimeout { timeout, after } => {
                     let token = self.next_token;
                     self.next_token += 1;
@@ -419,12 +434,7 @@ impl SimNode {
     /// Re-broadcasts what the WAL holds for the current height (entries of lower heights are pruned when
     /// a block is finalized): only messages this node already signed and persisted, so never anything new.
     fn resend_wal(&mut self, ctx: &mut Context<Packet>) {
-        let (entries, _) = self.durable.wal_entries();
-        for entry in entries {
-            let message = match entry {
-                timecoin_consensus::WalEntry::Proposed(p) => Message::Proposal(p),
-                timecoin_consensus::WalEntry::Voted(v) => Message::Vote(v),
-            };
+        for message in wal_messages(&self.durable) {
             self.broadcast(message, ctx);
         }
     }
@@ -463,6 +473,7 @@ impl SimNode {
             return;
         }
         self.durable.append_finalized(block, certificate);
+        self.persisted.clear();
         self.finalized_at.insert(height, now);
         let next = height + 1;
         let validators = self
@@ -636,6 +647,28 @@ impl SimNode {
             self.feed(input, ctx);
         }
     }
+}
+
+/// The message a WAL entry records.
+fn wal_message(entry: WalEntry) -> Message {
+    match entry {
+        WalEntry::Proposed(p) => Message::Proposal(p),
+        WalEntry::Voted(v) => Message::Vote(v),
+    }
+}
+
+/// The messages of every decodable WAL entry, in order.
+fn wal_messages(durable: &DurableState) -> Vec<Message> {
+    durable
+        .wal_entries()
+        .0
+        .into_iter()
+        .map(wal_message)
+        .collect()
+}
+
+fn digest_of(message: &Message) -> [u8; 32] {
+    *blake3::hash(&message.encode()).as_bytes()
 }
 
 impl Process for SimNode {

@@ -20,6 +20,9 @@ pub struct DurableState {
     pub wal: Vec<Vec<u8>>,
     /// How many times the node was restarted from this state.
     pub restarts: u32,
+    /// WAL entries ever appended (pruning does not lower it), so an observer can tell which entries of
+    /// `wal` are new since it last looked: the last `wal_appended − seen` ones.
+    pub wal_appended: u64,
 }
 
 impl DurableState {
@@ -37,6 +40,7 @@ impl DurableState {
     /// Appends a WAL entry (the "sync to disk" of a real node).
     pub fn append_wal(&mut self, entry: &WalEntry) {
         self.wal.push(entry.encode());
+        self.wal_appended += 1;
     }
 
     /// Stores a finalized block and drops the WAL entries it makes useless (heights at or below it).

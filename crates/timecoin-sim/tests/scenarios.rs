@@ -46,9 +46,15 @@ fn ensure(condition: bool, sim: &Simulation, what: &str) -> Result<(), Failure> 
     }
 }
 
-/// Runs `scenario` for every seed and panics with every failed seed and the replay command. Each run
-/// returns a duration it measured (e.g. the time to progress after a heal); the worst is printed.
-fn over_seeds(name: &str, scenario: impl Fn(u64) -> Result<Millis, Failure>) -> Millis {
+/// Runs `scenario` for every seed and panics with every failed seed and the command replaying it (`test`
+/// is the test function's name; `label` adds the variant, such as the network size). Each run returns a
+/// duration it measured (e.g. the time to progress after a heal); the worst is printed.
+fn over_seeds(
+    test: &str,
+    label: &str,
+    scenario: impl Fn(u64) -> Result<Millis, Failure>,
+) -> Millis {
+    let name = format!("{test}{label}");
     let seeds = seeds();
     let mut failures = Vec::new();
     let mut worst = 0;
@@ -69,7 +75,7 @@ fn over_seeds(name: &str, scenario: impl Fn(u64) -> Result<Millis, Failure>) -> 
     if let Some((seed, why)) = failures.first() {
         let all: Vec<u64> = failures.iter().map(|(s, _)| *s).collect();
         panic!(
-            "{name} failed for {} of {} seeds {all:?}\nfirst failure, seed {seed}: {why}\nreplay: SIM_SEED={seed} cargo test -p timecoin-sim --test scenarios {name} -- --exact",
+            "{name} failed for {} of {} seeds {all:?}\nfirst failure, seed {seed}: {why}\nreplay: SIM_SEED={seed} cargo test -p timecoin-sim --test scenarios {test} -- --exact",
             failures.len(),
             seeds.len()
         );
@@ -144,7 +150,7 @@ fn byzantine_run(seed: u64, n: usize, behavior: &Behavior) -> Result<Millis, Fai
 
 fn byzantine_scenario(name: &str, behavior: Behavior) {
     for n in [4, 7] {
-        over_seeds(&format!("{name} (n={n})"), |seed| {
+        over_seeds(name, &format!(" (n={n})"), |seed| {
             byzantine_run(seed, n, &behavior)
         });
     }
@@ -196,7 +202,8 @@ fn bad_signatures_are_refused_before_the_core() {
 fn twins_sharing_a_key_never_split_honest_nodes() {
     for n in [4, 7] {
         over_seeds(
-            &format!("twins_sharing_a_key_never_split_honest_nodes (n={n})"),
+            "twins_sharing_a_key_never_split_honest_nodes",
+            &format!(" (n={n})"),
             |seed| {
                 let f = (n - 1) / 3;
                 let mut config = SimConfig::new(seed, n);
@@ -215,6 +222,7 @@ fn twins_sharing_a_key_never_split_honest_nodes() {
 fn two_two_partition_neither_progresses_nor_diverges_then_heals() {
     let worst = over_seeds(
         "two_two_partition_neither_progresses_nor_diverges_then_heals",
+        "",
         |seed| {
             let mut sim = new_sim(SimConfig::new(seed, 4))?;
             sim.run_until_height(1, DEADLINE)
@@ -242,6 +250,7 @@ fn two_two_partition_neither_progresses_nor_diverges_then_heals() {
 fn three_one_partition_lets_three_progress_and_the_one_catch_up() {
     over_seeds(
         "three_one_partition_lets_three_progress_and_the_one_catch_up",
+        "",
         |seed| {
             let mut sim = new_sim(SimConfig::new(seed, 4))?;
             sim.run_until_height(1, DEADLINE)
@@ -282,7 +291,8 @@ fn three_one_partition_lets_three_progress_and_the_one_catch_up() {
 fn thirty_percent_loss_keeps_agreement_and_progress() {
     for n in [4, 7] {
         over_seeds(
-            &format!("thirty_percent_loss_keeps_agreement_and_progress (n={n})"),
+            "thirty_percent_loss_keeps_agreement_and_progress",
+            &format!(" (n={n})"),
             |seed| {
                 let mut config = SimConfig::new(seed, n);
                 config.network = NetworkConfig {
@@ -302,6 +312,7 @@ fn thirty_percent_loss_keeps_agreement_and_progress() {
 fn a_crashed_leader_is_replaced_and_catches_up_after_restart() {
     over_seeds(
         "a_crashed_leader_is_replaced_and_catches_up_after_restart",
+        "",
         |seed| {
             let mut config = SimConfig::new(seed, 4);
             config.auto_restart_ms = None;
@@ -335,7 +346,7 @@ fn a_crashed_leader_is_replaced_and_catches_up_after_restart() {
 
 #[test]
 fn rolling_restarts_keep_agreement_and_progress() {
-    over_seeds("rolling_restarts_keep_agreement_and_progress", |seed| {
+    over_seeds("rolling_restarts_keep_agreement_and_progress", "", |seed| {
         let mut sim = new_sim(SimConfig::new(seed, 4))?;
         let mut worst = 0;
         for node in 0..4 {
@@ -369,6 +380,7 @@ fn rolling_restarts_keep_agreement_and_progress() {
 fn crashes_between_persist_and_broadcast_never_make_honest_nodes_equivocate() {
     over_seeds(
         "crashes_between_persist_and_broadcast_never_make_honest_nodes_equivocate",
+        "",
         |seed| {
             let mut config = SimConfig::new(seed, 4);
             config.network.loss_ppm = 50_000;
@@ -407,7 +419,7 @@ fn gold_and_bronze(seed: u64) -> SimConfig {
 
 #[test]
 fn weighted_set_needs_gold_plus_two_bronze() {
-    over_seeds("weighted_set_needs_gold_plus_two_bronze", |seed| {
+    over_seeds("weighted_set_needs_gold_plus_two_bronze", "", |seed| {
         // Without Gold, the four Bronze hold 40 of 90: no quorum, nothing final, ever.
         let mut sim = new_sim(gold_and_bronze(seed))?;
         sim.crash(0).map_err(|e| fail(&sim, e))?;

@@ -1,0 +1,129 @@
+//! The invariant checker catches each kind of violation it claims to: states are doctored on purpose
+//! (a certificate short of a quorum, two different votes in one WAL slot, evidence against a key the
+//! checker was told is honest) and a fresh checker must name the broken rule.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::collections::BTreeSet;
+
+use timecoin_consensus::WalEntry;
+use timecoin_sim::{InvariantChecker, SimConfig, SimNode, Simulation, Violation};
+use timecoin_types::{Genesis, Vote, VotePhase};
+
+/// A checker that takes every node (and every local key) as honest.
+fn all_honest(sim: &Simulation, validators: usize) -> InvariantChecker {
+    let genesis = Genesis::local(validators);
+    let keys: BTreeSet<_> = (0..validators)
+        .map(|i| Genesis::local_validator_key(i).public_key())
+        .collect();
+    InvariantChecker::new(&genesis, vec![true; sim.len()], keys).unwrap()
+}
+
+/// Crashes node `id` and restarts it from `edit(its durable state)`.
+fn restart_doctored(
+    sim: &mut Simulation,
+    id: usize,
+    edit: impl FnOnce(&mut timecoin_sim::DurableState),
+) {
+    let node = sim.node(id).unwrap();
+    let spec = node.spec().clone();
+    let mut durable = node.durable().clone();
+    edit(&mut durable);
+    let rt = sim.runtime_mut();
+    rt.crash(id);
+    rt.restart(id, SimNode::recover(spec, durable).unwrap());
+}
+
+#[test]
+fn a_healthy_run_passes_a_fresh_checker() {
+    let mut sim = Simulation::new(SimConfig::new(3, 4)).unwrap();
+    sim.run_until_height(3, 60_000).unwrap();
+    all_honest(&sim, 4).check(sim.runtime()).unwrap();
+}
+
+#[test]
+fn a_certificate_short_of_a_quorum_is_caught() {
+    let mut sim = Simulation::new(SimConfig::new(3, 4)).unwrap();
+    sim.run_until_height(2, 60_000).unwrap();
+    restart_doctored(&mut sim, 1, |durable| {
+        let certificate = &mut durable.chain[0].1;
+        certificate.signatures.truncate(2); // 20 of 40: not more than 2/3
+    });
+    let violation = all_honest(&sim, 4).check(sim.runtime()).unwrap_err();
+    assert!(
+        matches!(
+            violation,
+            Violation::BadCertificate {
+                node: 1,
+                height: 1,
+                ..
+            }
+        ),
+        "{violation}"
+    );
+}
+
+#[test]
+fn two_different_votes_in_one_wal_slot_are_caught_even_if_never_sent() {
+    let mut sim = Simulation::new(SimConfig::new(3, 4)).unwrap();
+    // Stop node 2 right after its next WAL write (before sending what it wrote).
+    sim.crash_after_persist(2, 1).unwrap();
+    sim.run_for(200).unwrap();
+    let first = sim.node(2).unwrap().durable().wal_entries().0;
+    let Some(WalEntry::Voted(vote)) = first.last().cloned() else {
+        panic!("node 2's last WAL entry should be a vote: {first:?}");
+    };
+    let key = Genesis::local_validator_key(2);
+    let chain = Genesis::local(4).params.chain_id;
+    let other = Vote::sign(
+        &key,
+        chain,
+        vote.phase,
+        vote.height,
+        vote.view,
+        match vote.block_hash {
+            Some(_) => None,
+            None => Some(timecoin_types::BlockHash(timecoin_types::Hash::ZERO)),
+        },
+    );
+    let expected_slot = match vote.phase {
+        VotePhase::Prepare => "Prepare",
+        VotePhase::Commit => "Commit",
+    };
+    let mut checker = all_honest(&sim, 4);
+    checker.check(sim.runtime()).unwrap();
+    restart_doctored(&mut sim, 2, |durable| {
+        durable.append_wal(&WalEntry::Voted(other));
+    });
+    let violation = checker.check(sim.runtime()).unwrap_err();
+    assert!(
+        matches!(
+            violation,
+            Violation::DoubleSigned { node: 2, slot, .. } if slot == expected_slot
+        ),
+        "{violation}"
+    );
+}
+
+#[test]
+fn evidence_against_a_key_believed_honest_is_caught() {
+    // Validator 0 double-votes; honest nodes collect evidence against its key.
+    let config = SimConfig::new(5, 4).with_behavior(0, timecoin_sim::Behavior::DoubleVoter);
+    let mut sim = Simulation::new(config).unwrap();
+    sim.run_until_height(3, 60_000).unwrap();
+    let evidence: u64 = sim
+        .honest_nodes()
+        .iter()
+        .map(|i| sim.node(*i).unwrap().stats().evidence)
+        .sum();
+    assert!(evidence > 0, "honest nodes saw both votes");
+    let violation = all_honest(&sim, 4).check(sim.runtime()).unwrap_err();
+    assert!(
+        matches!(violation, Violation::HonestEquivocation { .. }),
+        "{violation}"
+    );
+}
