@@ -201,9 +201,9 @@ impl Strategy for VoteWithholder {
 }
 
 /// Old messages replayed with every broadcast.
-const REPLAYS_PER_BROADCAST: usize = 2;
+pub const REPLAYS_PER_BROADCAST: usize = 2;
 /// Messages the replayer remembers.
-const REPLAY_MEMORY: usize = 64;
+pub const REPLAY_MEMORY: usize = 64;
 
 /// Behaves honestly, and with every broadcast re-sends [`REPLAYS_PER_BROADCAST`] old messages (anyone's,
 /// from any height and view) from the last [`REPLAY_MEMORY`] it received.

@@ -118,7 +118,7 @@ impl Ledger {
 
     /// A block for `(height, view)` on the tip, proposed by `proposer` at simulated time `now_ms`: up to
     /// `txs_per_block` transfers, each spending the first (in outpoint order) wallet-owned output large
-    /// enough to pay [`PAYMENT`] to the next validator plus the fee and a non-dust change.
+    /// enough to pay 1 TIME to the next validator plus a 1,000-sat fee and a non-dust change.
     pub fn build_block(
         &self,
         height: Height,

@@ -150,7 +150,7 @@ impl Signer for SharedKey {
 ///
 /// Bounds: pending consensus timers (one entry per scheduled timeout, removed when it fires; the core
 /// schedules a handful per view), the sync buffer ([`HostTiming::sync_window`] heights), one push record
-/// per peer, [`MAX_OFFENDERS_KEPT`] offenders; the core bounds its own memory.
+/// per peer, 256 offenders, 4,096 message verdicts; the core bounds its own memory.
 pub struct SimNode {
     spec: Arc<NodeSpec>,
     strategy: Option<Box<dyn Strategy>>,
@@ -168,7 +168,7 @@ pub struct SimNode {
     /// The height seen at the last resend tick: a resend happens only if it has not changed since.
     resend_height: Option<Height>,
     /// BLAKE3 digests of message encodings already checked, with whether they passed; at most
-    /// [`VERIFIED_CACHE`], with the insertion order in `verified_order` for eviction.
+    /// `VERIFIED_CACHE`, with the insertion order in `verified_order` for eviction.
     verified: BTreeMap<[u8; 32], bool>,
     verified_order: VecDeque<[u8; 32]>,
     /// Digests of the messages in the WAL (the current height's), to check that the core persisted
@@ -292,7 +292,7 @@ impl SimNode {
         self.stats
     }
 
-    /// Keys named by evidence this incarnation's core reported (at most [`MAX_OFFENDERS_KEPT`]).
+    /// Keys named by evidence this incarnation's core reported (at most 256).
     pub fn offenders(&self) -> &[PublicKey] {
         &self.offenders
     }
