@@ -288,7 +288,10 @@ fn a_bad_signature_is_remembered_by_its_bytes_so_the_real_transaction_still_gets
     // A front-runner's mangled copy does not censor the real one.
     pool.insert(good.clone()).unwrap();
     assert!(pool.holds_verified(&good));
-    assert!(!pool.holds_verified(&bad), "same txid, other bytes: not verified");
+    assert!(
+        !pool.holds_verified(&bad),
+        "same txid, other bytes: not verified"
+    );
 
     // After the TTL the mangled bytes are checked again (and fail on the conflict now).
     clock.advance(Duration::from_secs(3600));
