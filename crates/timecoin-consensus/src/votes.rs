@@ -210,9 +210,13 @@ impl VoteKeeper {
         high: View,
         current: View,
         expired_before_ms: u64,
+        pinned: &[View],
     ) {
         self.views.retain(|view, v| {
-            *view >= low && *view <= high && (*view >= current || v.created_ms >= expired_before_ms)
+            pinned.contains(view)
+                || (*view >= low
+                    && *view <= high
+                    && (*view >= current || v.created_ms >= expired_before_ms))
         });
     }
 

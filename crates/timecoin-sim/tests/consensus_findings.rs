@@ -2,8 +2,9 @@
 //! deterministic run (no randomness: zero jitter, one targeted loss), with less than a third of the weight
 //! faulty, so the protocol owes progress.
 //!
-//! The tests marked `#[ignore]` fail against the current core and are kept as its regression tests: run them
-//! with `cargo test -p timecoin-sim --test consensus_findings -- --ignored`. The others show what the
+//! Findings 1 and 2 are fixed in the core and their runs now pass as regression tests. The test marked
+//! `#[ignore]` (finding 3) still fails against the current core: run it with
+//! `cargo test -p timecoin-sim --test consensus_findings -- --ignored`. The others show what the
 //! simulator's host does about the first finding, and pass. See `docs/SIMULATOR.md`, "Consensus findings".
 #![allow(
     clippy::unwrap_used,
@@ -97,7 +98,6 @@ impl LostProofOfLock {
 /// view 0 is never sent again once the view is over, and the nodes locked in view 0 can never convince
 /// the others. Nothing is final after a minute, with every node honest and the network lossless from 3 s.
 #[test]
-#[ignore = "consensus liveness bug (finding 1): a Prepare lost in an earlier view is never re-sent"]
 fn a_prepare_lost_in_an_earlier_view_is_eventually_delivered() {
     let mut config = no_jitter(SimConfig::new(0, 4));
     config.timing.resend_interval_ms = None; // only the core's own retransmission
@@ -126,7 +126,6 @@ fn resending_the_wal_recovers_a_proof_of_lock_lost_in_an_earlier_view() {
 /// the views have moved past 10), the proof of lock for view 0 can no longer be assembled, and nothing is
 /// ever final again, even though the network is lossless from then on and the host re-sends its WAL.
 #[test]
-#[ignore = "consensus liveness bug (finding 2): the proof of an old lock is pruned with its view"]
 fn a_proof_of_lock_older_than_the_view_window_still_counts() {
     let config = no_jitter(SimConfig::new(0, 4));
     let (mut sim, layout) = LostProofOfLock::simulation(config, 150_000);

@@ -131,8 +131,9 @@ impl Core {
             return false;
         };
         let current = state.round.view;
-        view <= current.saturating_add(self.config.max_future_views)
-            && view >= current.saturating_sub(self.config.max_past_views)
+        (view <= current.saturating_add(self.config.max_future_views)
+            && view >= current.saturating_sub(self.config.max_past_views))
+            || state.pinned_views().contains(&view)
     }
 
     pub(super) fn on_vote(&mut self, vote: Vote, out: &mut Vec<Output>) {
@@ -303,8 +304,12 @@ impl Core {
         }
         if timeout.kind == TimeoutKind::Retransmit {
             if timeout.view == state.round.view && state.round.step != Step::Finalized {
-                for ((view, _), message) in &self.signed.signed {
-                    if *view == timeout.view {
+                // Earlier views too: a peer that missed this node's Prepare of an old view may need it as
+                // the proof of a lock (L28/L36), and nothing else would ever resend it. The window matches
+                // the views receivers keep, so the resend stays bounded.
+                let oldest = timeout.view.saturating_sub(self.config.max_past_views);
+                for ((view, _), message) in self.signed.signed.range((oldest, Slot::Proposal)..) {
+                    if *view <= timeout.view {
                         out.push(Output::Broadcast(message.clone()));
                     }
                 }

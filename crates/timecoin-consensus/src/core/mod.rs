@@ -101,6 +101,22 @@ impl HeightState {
             .map(|p| &p.proposal.block)
     }
 
+    /// Views whose votes stay kept and accepted outside the view window: those of this node's lock and
+    /// valid value, and the proof-of-lock view (`valid_view`) each kept proposal names. Their Prepares are
+    /// what L28 needs to accept a re-proposed locked block; dropping them with the window could stall the
+    /// height for ever. At most two views plus one per kept proposal, so the bound still holds.
+    fn pinned_views(&self) -> Vec<View> {
+        let mut pinned: Vec<View> = [self.round.locked, self.round.valid]
+            .into_iter()
+            .flatten()
+            .map(|v| v.view)
+            .chain(self.proposals.values().filter_map(|p| p.proposal.valid_view))
+            .collect();
+        pinned.sort_unstable();
+        pinned.dedup();
+        pinned
+    }
+
     fn validity(&self, hash: &BlockHash) -> Validity {
         self.validity
             .get(hash)

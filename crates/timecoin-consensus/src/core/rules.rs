@@ -153,9 +153,10 @@ impl Core {
         let current = state.round.view;
         let low = current.saturating_sub(past);
         let high = current.saturating_add(future);
+        let pinned = state.pinned_views();
         state
             .votes
-            .retain_views(low, high, current, expired_before_ms);
+            .retain_views(low, high, current, expired_before_ms, &pinned);
         // Blocks that may still be re-proposed or decided stay: the valid and locked values.
         let keep: Vec<BlockHash> = [state.round.valid, state.round.locked]
             .into_iter()
