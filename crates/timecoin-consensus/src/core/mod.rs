@@ -110,7 +110,11 @@ impl HeightState {
             .into_iter()
             .flatten()
             .map(|v| v.view)
-            .chain(self.proposals.values().filter_map(|p| p.proposal.valid_view))
+            .chain(
+                self.proposals
+                    .values()
+                    .filter_map(|p| p.proposal.valid_view),
+            )
             .collect();
         pinned.sort_unstable();
         pinned.dedup();
