@@ -6,7 +6,6 @@
 //! inserts) per second next to the time per iteration.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use timecoin_crypto::{
@@ -149,20 +148,4 @@ fn hashing(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    // Short runs keep the whole file near two minutes on a 2-core machine; 20 samples of 3 s still give
-    // confidence intervals of a few percent for operations this size.
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
-// Written out rather than through `criterion_group!`, whose generated function has no doc comment and so
-// trips the workspace's `missing_docs` lint.
-fn main() {
-    let mut c = config().configure_from_args();
-    signatures(&mut c);
-    hashing(&mut c);
-    c.final_summary();
-}
+timecoin_benches::bench_main!(timecoin_benches::config(20, 1, 3); signatures, hashing);

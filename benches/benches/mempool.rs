@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use timecoin_crypto::{Address, HashDomain, Network, SecretKey, hash};
@@ -153,18 +152,10 @@ fn template(c: &mut Criterion, fixture: &Fixture) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    // Each insert iteration takes tens of milliseconds; 10 samples of 5 s give intervals of a few percent.
-    Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(2))
-        .measurement_time(Duration::from_secs(5))
-}
-
-// Written out rather than through `criterion_group!`, whose generated function has no doc comment and so
-// trips the workspace's `missing_docs` lint.
+/// Runs the mempool benchmarks over one shared fixture. Each insert iteration takes tens of milliseconds;
+/// 10 samples of 5 s give intervals of a few percent.
 fn main() {
-    let mut c = config().configure_from_args();
+    let mut c = timecoin_benches::config(10, 2, 5).configure_from_args();
     let fixture = Fixture::new(FULL_POOL);
     inserts(&mut c, &fixture);
     template(&mut c, &fixture);

@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use timecoin_sim::runtime::NetworkConfig;
@@ -51,17 +50,4 @@ fn throughput(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
-// Written out rather than through `criterion_group!`, whose generated function has no doc comment.
-/// Runs the simulator benchmarks.
-fn main() {
-    let mut c = config().configure_from_args();
-    throughput(&mut c);
-    c.final_summary();
-}
+timecoin_benches::bench_main!(timecoin_benches::config(20, 1, 3); throughput);

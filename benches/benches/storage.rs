@@ -264,20 +264,4 @@ fn validate_with_parallel_signatures(block: &Block, view: &impl UtxoView, params
     verify_batch_parallel(&items, 64).unwrap();
 }
 
-fn config() -> Criterion {
-    // Ten samples of a few seconds: a block iteration is tens of milliseconds (plus as much again to
-    // build and sign the next block, untimed), so this keeps the file to a few minutes.
-    Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5))
-}
-
-// Written out rather than through `criterion_group!`, whose generated function has no doc comment and so
-// trips the workspace's `missing_docs` lint.
-fn main() {
-    let mut c = config().configure_from_args();
-    utxo_lookups(&mut c);
-    block_apply(&mut c);
-    c.final_summary();
-}
+timecoin_benches::bench_main!(timecoin_benches::config(10, 1, 5); utxo_lookups, block_apply);

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use timecoin_types::{
@@ -123,19 +122,4 @@ fn block(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    // Short runs: these operations take micro- to milliseconds, so 20 samples over 3 s are plenty.
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
-// Written out rather than through `criterion_group!`, whose generated function has no doc comment and so
-// trips the workspace's `missing_docs` lint.
-fn main() {
-    let mut c = config().configure_from_args();
-    transaction(&mut c);
-    block(&mut c);
-    c.final_summary();
-}
+timecoin_benches::bench_main!(timecoin_benches::config(20, 1, 3); transaction, block);
