@@ -4,10 +4,10 @@
 use std::collections::{HashMap, HashSet};
 
 use timecoin_crypto::{
-    Address, BatchItem, ChainId, SigDomain, verify_batch, verify_batch_parallel,
+    Address, BatchItem, ChainId, Hash, SigDomain, merkle_root, verify_batch, verify_batch_parallel,
 };
 
-use crate::{Amount, Block, ChainParams, OutPoint, Transaction, TxKind, TxOut, TypesError};
+use crate::{Amount, Block, ChainParams, OutPoint, Transaction, TxId, TxKind, TxOut, TypesError};
 
 /// Read access to unspent outputs.
 ///
@@ -226,7 +226,11 @@ pub fn check_block(
             max: params.block_limit(),
         });
     }
-    if block.compute_tx_root() != block.header.tx_root {
+    // Each txid is a hash over the whole unsigned transaction: compute them once, for the root and the
+    // outpoints alike.
+    let txids: Vec<TxId> = block.transactions.iter().map(Transaction::txid).collect();
+    let leaves: Vec<Hash> = txids.iter().map(|t| t.0).collect();
+    if merkle_root(&leaves) != block.header.tx_root {
         return Err(TypesError::TxRootMismatch);
     }
     let mut overlay = BlockOverlay {
@@ -237,7 +241,7 @@ pub fn check_block(
     let mut spender: HashMap<OutPoint, usize> = HashMap::new();
     let mut fees = Amount::ZERO;
     let mut all_spent = Vec::with_capacity(block.transactions.len());
-    for (index, tx) in block.transactions.iter().enumerate() {
+    for (index, (tx, &txid)) in block.transactions.iter().zip(&txids).enumerate() {
         for input in &tx.inputs {
             // A transaction spending one output twice is its own fault (`DuplicateInput`, reported by
             // its own check below), not a conflict between two transactions.
@@ -259,7 +263,6 @@ pub fn check_block(
         fees = fees
             .checked_add(checked.fee)
             .ok_or(TypesError::InputOverflow)?;
-        let txid = tx.txid();
         for input in &tx.inputs {
             overlay.created.remove(&input.prevout);
             overlay.spent.insert(input.prevout);
@@ -287,8 +290,7 @@ pub fn check_block(
         })
         .collect();
     let mut items = Vec::new();
-    let mut owner = Vec::new();
-    for (tx_index, (tx, msgs)) in block.transactions.iter().zip(&messages).enumerate() {
+    for (tx, msgs) in block.transactions.iter().zip(&messages) {
         for (input, msg) in tx.inputs.iter().zip(msgs) {
             items.push(BatchItem {
                 key: &input.public_key,
@@ -297,7 +299,6 @@ pub fn check_block(
                 message: msg,
                 signature: &input.signature,
             });
-            owner.push(tx_index);
         }
     }
     // Blocks carry thousands of signatures: split them over the rayon pool in chunks large enough to keep
