@@ -448,22 +448,19 @@ impl<P: Process> Runtime<P> {
         };
         self.now = next.at;
         self.events += 1;
-        let mut trace = std::mem::replace(&mut self.trace, blake3::Hasher::new());
-        trace.update(&next.at.to_le_bytes());
+        self.trace.update(&next.at.to_le_bytes());
         match next.event {
             Event::Deliver { from, to, msg } => {
                 if !self.is_up(to) {
                     self.stats.to_crashed += 1;
-                    self.trace = trace;
                     return true;
                 }
                 self.stats.delivered += 1;
-                trace
+                self.trace
                     .update(&[1])
                     .update(&(from as u64).to_le_bytes())
-                    .update(&(to as u64).to_le_bytes());
-                trace.update(&P::trace_bytes(&msg));
-                self.trace = trace;
+                    .update(&(to as u64).to_le_bytes())
+                    .update(&P::trace_bytes(&msg));
                 let mut ctx = Context {
                     now: self.now,
                     me: to,
@@ -478,14 +475,12 @@ impl<P: Process> Runtime<P> {
             }
             Event::Timer { node, token, epoch } => {
                 if !self.is_up(node) || self.epoch.get(node).copied() != Some(epoch) {
-                    self.trace = trace;
                     return true;
                 }
-                trace
+                self.trace
                     .update(&[2])
                     .update(&(node as u64).to_le_bytes())
                     .update(&token.to_le_bytes());
-                self.trace = trace;
                 let mut ctx = Context {
                     now: self.now,
                     me: node,
