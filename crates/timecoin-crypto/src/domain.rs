@@ -71,6 +71,9 @@ pub enum HashDomain {
     TxId,
     /// Block hash, over the header.
     BlockHeader,
+    /// A transaction's witness hash: its txid and every input signature, so a block header can commit to
+    /// the signatures that the txid leaves out.
+    TxWitness,
     /// A Merkle leaf.
     MerkleLeaf,
     /// An inner Merkle node.
@@ -98,6 +101,7 @@ impl HashDomain {
         match self {
             HashDomain::TxId => "timecoin 2026-11 txid v1",
             HashDomain::BlockHeader => "timecoin 2026-11 block header v1",
+            HashDomain::TxWitness => "timecoin 2026-12 tx witness v1",
             HashDomain::MerkleLeaf => "timecoin 2026-11 merkle leaf v1",
             HashDomain::MerkleNode => "timecoin 2026-11 merkle node v1",
             HashDomain::MerkleEmpty => "timecoin 2026-11 merkle empty v1",

@@ -77,10 +77,11 @@ impl<'de> Deserialize<'de> for Hash {
 
 /// One hasher template per built-in domain: deriving the context key costs a compression, cloning a
 /// prepared hasher does not.
-static TEMPLATES: LazyLock<[(HashDomain, blake3::Hasher); 10]> = LazyLock::new(|| {
+static TEMPLATES: LazyLock<[(HashDomain, blake3::Hasher); 11]> = LazyLock::new(|| {
     [
         HashDomain::TxId,
         HashDomain::BlockHeader,
+        HashDomain::TxWitness,
         HashDomain::MerkleLeaf,
         HashDomain::MerkleNode,
         HashDomain::MerkleEmpty,

@@ -6,7 +6,7 @@ use serde::de::{Error as _, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use timecoin_crypto::{ChainId, Hash, HashDomain, LtHash, PublicKey, hash, merkle_root};
 
-use crate::{OutPoint, Transaction, TxOut, Wire, codec};
+use crate::{OutPoint, Transaction, TxId, TxOut, TypesError, Wire, codec};
 
 /// Height of a block; genesis is 0.
 pub type Height = u64;
@@ -45,8 +45,11 @@ pub struct BlockHeader {
     pub timestamp_ms: u64,
     /// The leader that proposed it.
     pub proposer: PublicKey,
-    /// Merkle root of the transaction ids.
+    /// Merkle root of the transaction ids (what a finality receipt proves inclusion against).
     pub tx_root: Hash,
+    /// Merkle root of the transactions' witness hashes ([`Transaction::witness_hash`]): the commitment to
+    /// the signatures, which the txids leave out. With `tx_root` it binds the whole body to the block's id.
+    pub witness_root: Hash,
     /// [`LtHash::checksum`] of the UTXO set after this block.
     pub utxo_commitment: Hash,
 }
@@ -114,8 +117,119 @@ impl Block {
 
     /// Merkle root of the transaction ids, as the header should carry.
     pub fn compute_tx_root(&self) -> Hash {
-        let ids: Vec<Hash> = self.transactions.iter().map(|t| t.txid().0).collect();
-        merkle_root(&ids)
+        self.compute_roots().tx_root
+    }
+
+    /// Both body commitments the header should carry, each txid computed once.
+    pub fn compute_roots(&self) -> BodyRoots {
+        let ids: Vec<TxId> = self.transactions.iter().map(Transaction::txid).collect();
+        let witnesses: Vec<Hash> = self
+            .transactions
+            .iter()
+            .zip(&ids)
+            .map(|(tx, id)| tx.witness_hash(id))
+            .collect();
+        let leaves: Vec<Hash> = ids.iter().map(|id| id.0).collect();
+        BodyRoots {
+            tx_root: merkle_root(&leaves),
+            witness_root: merkle_root(&witnesses),
+        }
+    }
+
+    /// Writes the body's commitments into the header (for whoever builds a block), then seals it.
+    pub fn seal(mut self) -> WellFormedBlock {
+        let roots = self.compute_roots();
+        self.header.tx_root = roots.tx_root;
+        self.header.witness_root = roots.witness_root;
+        let hash = self.header.hash();
+        WellFormedBlock { block: self, hash }
+    }
+}
+
+/// The two commitments a header makes to its body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyRoots {
+    /// Merkle root of the txids.
+    pub tx_root: Hash,
+    /// Merkle root of the witness hashes.
+    pub witness_root: Hash,
+}
+
+/// A block whose transactions, signatures included, hash to its header's commitments, so its id (the
+/// header hash) stands for the whole block.
+///
+/// This is the only block type that the core, the application and storage accept. The only ways to
+/// make one are [`WellFormedBlock::check`] (and decoding, which runs it) and [`Block::seal`] (which
+/// computes the commitments from the body): a relay that keeps a genuine header and signatures but swaps
+/// the transactions produces bytes that do not decode into this type. Anything keyed by a block hash (a
+/// validity verdict, a vote, a stored block) is therefore keyed by one body only.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Block")]
+pub struct WellFormedBlock {
+    block: Block,
+    /// The header's hash, computed once at the check.
+    hash: BlockHash,
+}
+
+impl WellFormedBlock {
+    /// Checks that the body matches the header's `tx_root` and `witness_root`.
+    pub fn check(block: Block) -> Result<Self, TypesError> {
+        let roots = block.compute_roots();
+        if roots.tx_root != block.header.tx_root {
+            return Err(TypesError::TxRootMismatch);
+        }
+        if roots.witness_root != block.header.witness_root {
+            return Err(TypesError::WitnessRootMismatch);
+        }
+        let hash = block.header.hash();
+        Ok(WellFormedBlock { block, hash })
+    }
+
+    /// The block id.
+    pub fn hash(&self) -> BlockHash {
+        self.hash
+    }
+
+    /// The checked block.
+    pub fn block(&self) -> &Block {
+        &self.block
+    }
+
+    /// Gives the block back (to change it, then [`Block::seal`] or check it again).
+    pub fn into_block(self) -> Block {
+        self.block
+    }
+}
+
+impl std::ops::Deref for WellFormedBlock {
+    type Target = Block;
+    fn deref(&self) -> &Block {
+        &self.block
+    }
+}
+
+impl TryFrom<Block> for WellFormedBlock {
+    type Error = TypesError;
+    fn try_from(block: Block) -> Result<Self, TypesError> {
+        WellFormedBlock::check(block)
+    }
+}
+
+impl Serialize for WellFormedBlock {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.block.serialize(s)
+    }
+}
+
+impl Wire for WellFormedBlock {
+    const NAME: &'static str = "block";
+    const MAX_ENCODED_LEN: usize = crate::MAX_BLOCK_BYTES;
+
+    /// Decodes canonically, then checks the body against the header, naming the root that failed (the
+    /// same check runs when a block is decoded inside another message, where the codec can only say that
+    /// the value broke its type's rule).
+    fn decode(bytes: &[u8]) -> Result<Self, TypesError> {
+        WellFormedBlock::check(Block::decode(bytes)?)
     }
 }
 

@@ -57,7 +57,13 @@ pub fn decode_bounded<T: Serialize + DeserializeOwned>(
     let (value, rest): (T, &[u8]) =
         postcard::take_from_bytes(bytes).map_err(|e| TypesError::Malformed {
             what,
-            reason: e.to_string(),
+            reason: match e {
+                // postcard drops the message of a rule our own types enforce while decoding.
+                postcard::Error::SerdeDeCustom => "a field breaks its type's rule (a list over its \
+                    bound, or a block whose body does not match its header)"
+                    .to_string(),
+                other => other.to_string(),
+            },
         })?;
     if !rest.is_empty() {
         return Err(TypesError::TrailingBytes {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use timecoin_crypto::{ChainId, CryptoError, PublicKey, SecretKey, SigDomain, Signature};
 
-use crate::{Block, BlockHash, Height, View, Wire, codec};
+use crate::{BlockHash, Height, View, WellFormedBlock, Wire, codec};
 
 /// The voting phases after the proposal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -86,8 +86,9 @@ pub struct Proposal {
     pub view: View,
     /// Proof-of-lock view, if re-proposing.
     pub valid_view: Option<View>,
-    /// The block.
-    pub block: Block,
+    /// The block; decoding refuses one whose body does not match its header, so the signature over the
+    /// block's hash covers the transactions and their signatures.
+    pub block: WellFormedBlock,
     /// Leader's key.
     pub proposer: PublicKey,
     /// Over [`Proposal::signing_message`].
@@ -100,7 +101,8 @@ impl Wire for Proposal {
 }
 
 impl Proposal {
-    /// What a proposal signs: the block's hash stands for the block.
+    /// What a proposal signs: the block's hash stands for the block, header and body (the header commits
+    /// to the body through `tx_root` and `witness_root`).
     pub fn signing_message(
         height: Height,
         view: View,
@@ -117,7 +119,7 @@ impl Proposal {
         height: Height,
         view: View,
         valid_view: Option<View>,
-        block: Block,
+        block: WellFormedBlock,
     ) -> Proposal {
         let msg = Self::signing_message(height, view, valid_view, &block.hash());
         Proposal {

@@ -150,8 +150,21 @@ pub enum TypesError {
 
     // ---- block rules ----
     /// The header's transaction root does not match the transactions.
-    #[error("block transaction root mismatch")]
+    #[error("block transaction root mismatch: the body is not the one the header commits to")]
     TxRootMismatch,
+    /// The header's witness root does not match the transactions' signatures.
+    #[error("block witness root mismatch: the signatures are not the ones the header commits to")]
+    WitnessRootMismatch,
+    /// One transaction appears twice in a block.
+    #[error("transactions {first} and {second} in the block are the same transaction {txid}")]
+    DuplicateTxInBlock {
+        /// Earlier position.
+        first: usize,
+        /// Later position.
+        second: usize,
+        /// Its id.
+        txid: crate::TxId,
+    },
     /// The block is for another chain.
     #[error("block is for chain {found}, expected {expected}")]
     WrongChain {

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use timecoin_crypto::{Address, Hash, HashDomain, LtHash, Network, PublicKey, SecretKey, hash};
 
 use crate::{
-    Amount, Block, BlockHash, BlockHeader, ChainParams, OutPoint, Tier, TxId, TxOut, Wire,
-    apply_to_commitment, codec,
+    Amount, Block, BlockHash, BlockHeader, ChainParams, OutPoint, Tier, TxId, TxOut,
+    WellFormedBlock, Wire, apply_to_commitment, codec,
 };
 
 /// A validator present from the first block.
@@ -70,10 +70,10 @@ impl Genesis {
 
     /// Block 0. Its proposer is the first validator (by key order), its body is empty, and its header
     /// commits to the allocations.
-    pub fn block(&self) -> Block {
+    pub fn block(&self) -> WellFormedBlock {
         let proposer = self.validators.iter().map(|v| v.operator_key).min();
         let proposer = proposer.unwrap_or_else(|| SecretKey::from_seed(&[0; 32]).public_key());
-        let mut block = Block {
+        let block = Block {
             header: BlockHeader {
                 chain_id: self.params.chain_id,
                 height: 0,
@@ -82,12 +82,12 @@ impl Genesis {
                 timestamp_ms: self.timestamp_ms,
                 proposer,
                 tx_root: Hash::ZERO,
+                witness_root: Hash::ZERO,
                 utxo_commitment: self.utxo_hash().checksum(),
             },
             transactions: Vec::new(),
         };
-        block.header.tx_root = block.compute_tx_root();
-        block
+        block.seal()
     }
 
     /// A local development network with `n` Bronze validators whose keys come from

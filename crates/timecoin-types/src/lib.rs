@@ -49,7 +49,10 @@ mod rules;
 mod tx;
 
 pub use amount::{Amount, COIN};
-pub use block::{Block, BlockHash, BlockHeader, Height, View, apply_to_commitment, utxo_element};
+pub use block::{
+    Block, BlockHash, BlockHeader, BodyRoots, Height, View, WellFormedBlock, apply_to_commitment,
+    utxo_element,
+};
 pub use codec::Wire;
 pub use consensus::{CommitCertificate, Proposal, Vote, VotePhase};
 pub use error::TypesError;
@@ -57,7 +60,7 @@ pub use genesis::{Genesis, GenesisValidator};
 pub use masternode::{MasternodeRegistration, Tier};
 pub use params::*;
 pub use rules::{
-    CheckedTx, UtxoView, block_utxo_delta, check_block, check_tx, check_tx_context,
+    BlockDelta, CheckedTx, UtxoView, block_utxo_delta, check_block, check_tx, check_tx_context,
     signature_messages, verify_signatures,
 };
 pub use timecoin_crypto::{Address, ChainId, Hash, Network, PublicKey, SecretKey, Signature};

@@ -4,10 +4,13 @@
 use std::collections::{HashMap, HashSet};
 
 use timecoin_crypto::{
-    Address, BatchItem, ChainId, Hash, SigDomain, merkle_root, verify_batch, verify_batch_parallel,
+    Address, BatchItem, ChainId, SigDomain, verify_batch, verify_batch_parallel,
 };
 
-use crate::{Amount, Block, ChainParams, OutPoint, Transaction, TxId, TxKind, TxOut, TypesError};
+use crate::{
+    Amount, Block, ChainParams, OutPoint, Transaction, TxId, TxKind, TxOut, TypesError,
+    WellFormedBlock,
+};
 
 /// Read access to unspent outputs.
 ///
@@ -204,11 +207,12 @@ impl<V: UtxoView> UtxoView for BlockOverlay<'_, V> {
     }
 }
 
-/// Checks a block's body against the UTXO set before it: chain id, transaction root, size, no two
-/// transactions spending one output, and every transaction valid in order (signatures in one batch).
+/// Checks a block's body against the UTXO set before it: chain id, size, no two transactions spending
+/// one output, and every transaction valid in order (signatures in one batch). The body's binding to the
+/// header was checked when the [`WellFormedBlock`] was made.
 /// Returns the total fees. Header linkage (height, parent, proposer) is consensus's business.
 pub fn check_block(
-    block: &Block,
+    block: &WellFormedBlock,
     view: &impl UtxoView,
     params: &ChainParams,
 ) -> Result<Amount, TypesError> {
@@ -226,13 +230,8 @@ pub fn check_block(
             max: params.block_limit(),
         });
     }
-    // Each txid is a hash over the whole unsigned transaction: compute them once, for the root and the
-    // outpoints alike.
+    // The body is bound to the header by the type; the txids are needed again for the outpoints.
     let txids: Vec<TxId> = block.transactions.iter().map(Transaction::txid).collect();
-    let leaves: Vec<Hash> = txids.iter().map(|t| t.0).collect();
-    if merkle_root(&leaves) != block.header.tx_root {
-        return Err(TypesError::TxRootMismatch);
-    }
     let mut overlay = BlockOverlay {
         base: view,
         created: HashMap::new(),
@@ -319,29 +318,72 @@ pub fn check_block(
 
 /// The UTXO-set changes a block makes, in order: outpoints it spends and outputs it creates (outputs
 /// created and spent inside the same block appear in neither).
-pub fn block_utxo_delta(block: &Block) -> (Vec<OutPoint>, Vec<(OutPoint, TxOut)>) {
+///
+/// Refuses a body whose changes cannot be applied consistently, whatever the UTXO set: one outpoint
+/// spent twice (by one transaction or by two, including an output created earlier in the block) and one
+/// transaction twice. Storage relies on this to keep its set consistent without re-running the rules.
+pub fn block_utxo_delta(block: &Block) -> Result<BlockDelta, TypesError> {
     let mut created: Vec<(OutPoint, TxOut)> = Vec::new();
-    let mut index: HashMap<OutPoint, usize> = HashMap::new();
-    let mut spent = Vec::new();
+    // Outpoints created in this block and not yet spent in it.
+    let mut live: HashSet<OutPoint> = HashSet::new();
     let mut consumed = HashSet::new();
-    for tx in &block.transactions {
-        for input in &tx.inputs {
-            if index.contains_key(&input.prevout) {
+    let mut spender: HashMap<OutPoint, (usize, usize)> = HashMap::new();
+    let mut position: HashMap<TxId, usize> = HashMap::with_capacity(block.transactions.len());
+    let mut spent = Vec::new();
+    for (tx_index, tx) in block.transactions.iter().enumerate() {
+        for (input_index, input) in tx.inputs.iter().enumerate() {
+            if let Some((first_tx, first_input)) =
+                spender.insert(input.prevout, (tx_index, input_index))
+            {
+                return Err(if first_tx == tx_index {
+                    TypesError::InvalidBlockTx {
+                        index: tx_index,
+                        source: Box::new(TypesError::DuplicateInput {
+                            index: input_index,
+                            first: first_input,
+                            outpoint: input.prevout,
+                        }),
+                    }
+                } else {
+                    TypesError::ConflictInBlock {
+                        first: first_tx,
+                        second: tx_index,
+                        outpoint: input.prevout,
+                    }
+                });
+            }
+            if live.remove(&input.prevout) {
                 consumed.insert(input.prevout);
             } else {
                 spent.push(input.prevout);
             }
         }
         let txid = tx.txid();
+        if let Some(first) = position.insert(txid, tx_index) {
+            return Err(TypesError::DuplicateTxInBlock {
+                first,
+                second: tx_index,
+                txid,
+            });
+        }
         for (vout, out) in tx.outputs.iter().enumerate() {
             let op = OutPoint {
                 txid,
                 vout: vout as u32,
             };
-            index.insert(op, created.len());
+            live.insert(op);
             created.push((op, *out));
         }
     }
     created.retain(|(op, _)| !consumed.contains(op));
-    (spent, created)
+    Ok(BlockDelta { spent, created })
+}
+
+/// What [`block_utxo_delta`] returns: a block's net effect on the UTXO set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockDelta {
+    /// Outpoints from before the block that it spends, in order, each once.
+    pub spent: Vec<OutPoint>,
+    /// Outputs it creates and leaves unspent, in order.
+    pub created: Vec<(OutPoint, TxOut)>,
 }

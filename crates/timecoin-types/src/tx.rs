@@ -6,7 +6,7 @@ use std::fmt;
 use serde::ser::{SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Serialize, Serializer};
 use timecoin_crypto::{
-    Address, ChainId, Hash, HashDomain, PublicKey, SecretKey, SigDomain, Signature, hash,
+    Address, ChainId, Hash, HashDomain, Hasher, PublicKey, SecretKey, SigDomain, Signature, hash,
 };
 
 use crate::{Amount, ChainParams, MasternodeRegistration, TypesError, Wire, codec};
@@ -133,6 +133,18 @@ impl Transaction {
     /// The id, over the unsigned transaction.
     pub fn txid(&self) -> TxId {
         TxId(hash(HashDomain::TxId, &codec::encode(&Unsigned(self))))
+    }
+
+    /// The witness hash: the txid and every input's signature, in order. The txid binds everything but
+    /// the signatures and fixes how many there are, so this binds the whole transaction as decoded; a
+    /// block header commits to it so that nobody who relays a block can swap its signatures.
+    pub fn witness_hash(&self, txid: &TxId) -> Hash {
+        let mut h = Hasher::new(HashDomain::TxWitness);
+        h.update(txid.0.as_bytes());
+        for input in &self.inputs {
+            h.update(input.signature.as_bytes());
+        }
+        h.finalize()
     }
 
     /// Encoded size in bytes.

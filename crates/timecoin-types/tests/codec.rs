@@ -246,7 +246,7 @@ fn padded_vec_length_is_non_canonical() {
     );
     // An empty list written as 0x80 0x00.
     let block = Block {
-        header: Genesis::local(1).block().header,
+        header: Genesis::local(1).block().header.clone(),
         transactions: Vec::new(),
     };
     let bytes = block.encode();
@@ -600,6 +600,7 @@ fn the_wire_format_of_known_values_does_not_change() {
         ("vote", fingerprint(&vote.encode())),
         ("txid", tx.txid().to_string()),
         ("genesis block hash", block.hash().to_string()),
+        ("tx witness hash", tx.witness_hash(&tx.txid()).to_string()),
     ];
     let expected = [
         (
@@ -608,7 +609,7 @@ fn the_wire_format_of_known_values_does_not_change() {
         ),
         (
             "genesis block",
-            "77ef27e17b7c4c5d1bca3a2361892c02f721ea0b22feb57fcbed288bf2148317",
+            "6773bb152c95b33956d37e4ea9ef1ef4806460e9ed66fa86df554e602195afcf",
         ),
         (
             "transaction",
@@ -624,7 +625,11 @@ fn the_wire_format_of_known_values_does_not_change() {
         ),
         (
             "genesis block hash",
-            "224c25e4e5bc43e34896f970ad6ab842acf0189a13b5c89cd50c9fb0e1d68c5a",
+            "073e6fba5bd115b5fa0a9b1ee4b57abb42454c032b415ea8590c913b6f3230a5",
+        ),
+        (
+            "tx witness hash",
+            "0bf51a56ddba43b92fe8102b949434bea4f7a2bb2b454e76e726899769464ef5",
         ),
     ];
     for (name, got) in &actual {

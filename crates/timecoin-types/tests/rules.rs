@@ -20,8 +20,8 @@ use timecoin_types::{
     Address, Amount, Block, BlockHash, BlockHeader, ChainId, ChainParams, Genesis, Hash,
     MAX_TX_BYTES, MAX_TX_INPUTS, MAX_TX_OUTPUTS, MasternodeRegistration, Network, OutPoint,
     SecretKey, Signature, TX_VERSION, Tier, Transaction, TxBuilder, TxId, TxIn, TxKind, TxOut,
-    TypesError, UtxoView, apply_to_commitment, block_utxo_delta, check_block, check_tx,
-    check_tx_context, utxo_element, verify_signatures,
+    TypesError, UtxoView, WellFormedBlock, Wire, apply_to_commitment, block_utxo_delta,
+    check_block, check_tx, check_tx_context, utxo_element, verify_signatures,
 };
 
 const COIN_VALUE: Amount = Amount::from_sat(100_000);
@@ -703,8 +703,8 @@ fn an_unknown_tier_name_is_rejected() {
 
 // ---- blocks ---------------------------------------------------------------------------------------------
 
-fn block_of(transactions: Vec<Transaction>) -> Block {
-    let mut block = Block {
+fn block_of(transactions: Vec<Transaction>) -> WellFormedBlock {
+    Block {
         header: BlockHeader {
             chain_id: params().chain_id,
             height: 1,
@@ -713,12 +713,12 @@ fn block_of(transactions: Vec<Transaction>) -> Block {
             timestamp_ms: 0,
             proposer: key(0).public_key(),
             tx_root: Hash::ZERO,
+            witness_root: Hash::ZERO,
             utxo_commitment: Hash::ZERO,
         },
         transactions,
-    };
-    block.header.tx_root = block.compute_tx_root();
-    block
+    }
+    .seal()
 }
 
 /// Key `owner` spends coin `i` whole, minus `fee`, to key `to`.
@@ -746,8 +746,9 @@ fn a_valid_block_returns_its_total_fees() {
 
 #[test]
 fn a_block_for_another_chain_is_rejected() {
-    let mut block = block_of(vec![spend(0, 0, 1, 100)]);
+    let mut block = block_of(vec![spend(0, 0, 1, 100)]).into_block();
     block.header.chain_id = ChainId(1);
+    let block = block.seal();
     assert_eq!(
         check_block(&block, &wallet_view(), &params()),
         Err(TypesError::WrongChain {
@@ -758,18 +759,41 @@ fn a_block_for_another_chain_is_rejected() {
 }
 
 #[test]
-fn a_block_whose_root_does_not_match_its_transactions_is_rejected() {
-    let mut block = block_of(vec![spend(0, 0, 1, 100), spend(1, 1, 2, 200)]);
+fn a_block_whose_root_does_not_match_its_transactions_is_not_well_formed() {
+    let mut block = block_of(vec![spend(0, 0, 1, 100), spend(1, 1, 2, 200)]).into_block();
     block.transactions.swap(0, 1);
     assert_eq!(
-        check_block(&block, &wallet_view(), &params()),
+        WellFormedBlock::check(block),
         Err(TypesError::TxRootMismatch)
     );
-    let mut block = block_of(vec![spend(0, 0, 1, 100)]);
+    let mut block = block_of(vec![spend(0, 0, 1, 100)]).into_block();
     block.transactions.push(spend(1, 1, 2, 200));
     assert_eq!(
-        check_block(&block, &wallet_view(), &params()),
+        WellFormedBlock::check(block),
         Err(TypesError::TxRootMismatch)
+    );
+}
+
+#[test]
+fn a_block_whose_signatures_were_swapped_is_not_well_formed_though_its_txids_match() {
+    let genuine = block_of(vec![spend(0, 0, 1, 100), spend(1, 1, 2, 200)]);
+    let mut swapped = genuine.clone().into_block();
+    swapped.transactions[1].inputs[0].signature = Signature::from_bytes([7; 64]);
+    // The txids ignore signatures, so the txid root alone cannot tell the bodies apart.
+    assert_eq!(swapped.compute_tx_root(), genuine.header.tx_root);
+    assert_eq!(swapped.hash(), genuine.hash());
+    assert_eq!(
+        WellFormedBlock::check(swapped.clone()),
+        Err(TypesError::WitnessRootMismatch)
+    );
+    // Nor does it decode: the wire path runs the same check.
+    assert_eq!(
+        WellFormedBlock::decode(&swapped.encode()),
+        Err(TypesError::WitnessRootMismatch)
+    );
+    assert_eq!(
+        WellFormedBlock::decode(&genuine.encode()).map(|b| b.hash()),
+        Ok(genuine.hash())
     );
 }
 
@@ -920,6 +944,62 @@ fn a_block_may_spend_an_output_created_earlier_in_the_same_block() {
     );
 }
 
+#[test]
+fn the_delta_of_a_block_that_repeats_a_transaction_is_refused() {
+    let (a, b) = (spend(0, 0, 1, 100), spend(1, 1, 2, 100));
+    let block = block_of(vec![a, b.clone(), b.clone()]);
+    // The repeated transaction spends its input twice, which is found first.
+    assert_eq!(
+        block_utxo_delta(&block),
+        Err(TypesError::ConflictInBlock {
+            first: 1,
+            second: 2,
+            outpoint: coin(1)
+        })
+    );
+    // A repeated transaction with no inputs is caught by its id.
+    let mut free = b;
+    free.inputs.clear();
+    let block = block_of(vec![free.clone(), free.clone()]);
+    assert_eq!(
+        block_utxo_delta(&block),
+        Err(TypesError::DuplicateTxInBlock {
+            first: 0,
+            second: 1,
+            txid: free.txid()
+        })
+    );
+}
+
+#[test]
+fn the_delta_refuses_two_spends_of_an_output_created_earlier_in_the_block() {
+    let first = spend(0, 0, 1, 100);
+    let made = OutPoint {
+        txid: first.txid(),
+        vout: 0,
+    };
+    let k1 = key(1);
+    let spend_made = |to: u8| {
+        TxBuilder::new(params().chain_id)
+            .input(made, sat(99_900), &k1)
+            .output(address(&key(to)), sat(99_000))
+            .sign()
+    };
+    let block = block_of(vec![first.clone(), spend_made(2), spend_made(3)]);
+    assert_eq!(
+        block_utxo_delta(&block),
+        Err(TypesError::ConflictInBlock {
+            first: 1,
+            second: 2,
+            outpoint: made
+        })
+    );
+    let fine = block_of(vec![first, spend_made(2)]);
+    let delta = block_utxo_delta(&fine).expect("one spend of a fresh output is consistent");
+    assert_eq!(delta.spent, vec![coin(0)]);
+    assert!(delta.created.iter().all(|(op, _)| *op != made));
+}
+
 // ---- the UTXO commitment ------------------------------------------------------------------------------
 
 fn from_scratch(set: &BTreeMap<OutPoint, TxOut>) -> LtHash {
@@ -989,7 +1069,7 @@ fn build_block(
     set: &BTreeMap<OutPoint, TxOut>,
     plans: &[TxPlan],
     height: u64,
-) -> Block {
+) -> WellFormedBlock {
     let keys: Vec<SecretKey> = (0..4).map(Genesis::local_validator_key).collect();
     let owner = |a: &Address| keys.iter().find(|k| address(k) == *a).unwrap();
     let mut available: Vec<(OutPoint, TxOut)> = set.iter().map(|(o, t)| (*o, *t)).collect();
@@ -1030,11 +1110,10 @@ fn build_block(
         }));
         txs.push(tx);
     }
-    let mut block = genesis.block();
+    let mut block = genesis.block().into_block();
     block.header.height = height;
     block.transactions = txs;
-    block.header.tx_root = block.compute_tx_root();
-    block
+    block.seal()
 }
 
 proptest! {
@@ -1055,7 +1134,8 @@ proptest! {
             let fees: u64 = plans.iter().take(block.transactions.len()).map(|p| p.fee).sum();
             prop_assert_eq!(check_block(&block, &view, &genesis.params), Ok(sat(fees)));
 
-            let (spent, created) = block_utxo_delta(&block);
+            let delta = block_utxo_delta(&block).expect("a valid block has a consistent delta");
+            let (spent, created) = (delta.spent, delta.created);
             let spent: Vec<(OutPoint, TxOut)> = spent
                 .iter()
                 .map(|op| (*op, *set.get(op).expect("the delta spends only outputs that existed before the block")))

@@ -119,11 +119,20 @@ pub fn block_header() -> impl Strategy<Value = BlockHeader> {
         hash(),
         any::<u64>(),
         public_key(),
-        hash(),
+        (hash(), hash()),
         hash(),
     )
         .prop_map(
-            |(chain, height, view, parent, timestamp_ms, proposer, tx_root, utxo_commitment)| {
+            |(
+                chain,
+                height,
+                view,
+                parent,
+                timestamp_ms,
+                proposer,
+                (tx_root, witness_root),
+                utxo_commitment,
+            )| {
                 BlockHeader {
                     chain_id: ChainId(chain),
                     height,
@@ -132,6 +141,7 @@ pub fn block_header() -> impl Strategy<Value = BlockHeader> {
                     timestamp_ms,
                     proposer,
                     tx_root,
+                    witness_root,
                     utxo_commitment,
                 }
             },
@@ -173,7 +183,7 @@ pub fn proposal() -> impl Strategy<Value = Proposal> {
         any::<u64>(),
         any::<u32>(),
         option::of(any::<u32>()),
-        block(),
+        block().prop_map(Block::seal),
         public_key(),
         signature(),
     )
