@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use timecoin_types::{Block, BlockHash, CommitCertificate, Height, Proposal, View, Vote};
+use timecoin_types::{BlockHash, CommitCertificate, Height, Proposal, View, Vote, WellFormedBlock};
 
 use crate::sync::CertifiedBlock;
 use crate::{Evidence, Message, ValidatorSet, Verified, WalEntry};
@@ -56,7 +56,7 @@ pub enum Input {
         /// As requested.
         view: View,
         /// The block to propose (its header's height must be `height`).
-        block: Block,
+        block: WellFormedBlock,
     },
     /// The application's answer to [`Output::RequestValidity`].
     Validity {
@@ -123,13 +123,13 @@ pub enum Output {
         /// View of the proposal that carried it.
         view: View,
         /// The block.
-        block: Block,
+        block: WellFormedBlock,
     },
     /// `block` is final: apply it with its certificate atomically, then send [`Input::StartHeight`] for the
     /// next height.
     Decided {
         /// The block.
-        block: Block,
+        block: WellFormedBlock,
         /// Commit signatures of more than 2/3 of the weight.
         certificate: CommitCertificate,
     },

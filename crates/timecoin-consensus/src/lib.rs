@@ -29,12 +29,13 @@
 //!         match output {
 //!             // The application builds a block on its tip.
 //!             Output::RequestProposal { height, view } => {
-//!                 let mut header = genesis.block().header;
+//!                 let mut header = genesis.block().header.clone();
 //!                 header.height = height;
 //!                 header.view = view;
 //!                 header.parent = genesis.block().hash();
 //!                 header.proposer = me;
-//!                 let block = Block { header, transactions: vec![] };
+//!                 // Sealing writes the body's commitments into the header.
+//!                 let block = Block { header, transactions: vec![] }.seal();
 //!                 pending.push(Input::ProposalValue { height, view, block });
 //!             }
 //!             Output::Decided { block, certificate } => decided = Some((block, certificate)),

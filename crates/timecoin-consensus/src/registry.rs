@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use timecoin_crypto::Address;
-use timecoin_types::{Block, Genesis, Height, MAX_VALIDATORS, TxKind};
+use timecoin_types::{Block, Genesis, Height, MAX_VALIDATORS, TxKind, WellFormedBlock};
 use tracing::info;
 
 use crate::{ConsensusError, Validator, ValidatorSet};
@@ -113,8 +113,9 @@ impl ValidatorRegistry {
     }
 
     /// Applies a finalized block (heights strictly in order: `finalized_height + 1`), scheduling its
-    /// membership changes at `height + delay`, and publishes the new state atomically.
-    pub fn on_finalized(&self, block: &Block) -> Result<(), ConsensusError> {
+    /// membership changes at `height + delay`, and publishes the new state atomically. Only a well-formed
+    /// block is taken, so the changes are those of the body its certificate signed.
+    pub fn on_finalized(&self, block: &WellFormedBlock) -> Result<(), ConsensusError> {
         let old = self.schedule.load_full();
         let height = block.header.height;
         let expected = old.finalized.saturating_add(1);

@@ -8,22 +8,24 @@
 
 use serde::{Deserialize, Serialize};
 use timecoin_crypto::{ChainId, PublicKey};
-use timecoin_types::{Block, BlockHash, CommitCertificate, Height, Wire};
+use timecoin_types::{BlockHash, CommitCertificate, Height, WellFormedBlock, Wire};
 
 use crate::{ConsensusError, ValidatorSet};
 
 /// A block with the certificate that finalized it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertifiedBlock {
-    /// The block.
-    pub block: Block,
+    /// The block; decoding refuses one whose body does not match its header, so the certificate, which
+    /// signs the header's hash, covers the transactions too.
+    pub block: WellFormedBlock,
     /// More than 2/3 of the weight's Commit signatures on it.
     pub certificate: CommitCertificate,
 }
 
 impl Wire for CertifiedBlock {
     const NAME: &'static str = "certified block";
-    const MAX_ENCODED_LEN: usize = Block::MAX_ENCODED_LEN + CommitCertificate::MAX_ENCODED_LEN;
+    const MAX_ENCODED_LEN: usize =
+        WellFormedBlock::MAX_ENCODED_LEN + CommitCertificate::MAX_ENCODED_LEN;
 }
 
 impl CertifiedBlock {

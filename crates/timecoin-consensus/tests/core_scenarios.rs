@@ -16,8 +16,11 @@ use timecoin_consensus::{
     CertifiedBlock, Config, ConsensusError, Core, Evidence, Input, Message, Output, Step, Timeout,
     TimeoutKind, ValidatorSet, ValueAt, Verified, WalEntry,
 };
-use timecoin_crypto::{ChainId, PublicKey, SecretKey};
-use timecoin_types::{Block, Genesis, Height, View, Vote, VotePhase, Wire};
+use timecoin_crypto::{ChainId, PublicKey, SecretKey, Signature};
+use timecoin_types::{
+    Amount, Block, Genesis, Height, Proposal, TxBuilder, View, Vote, VotePhase, WellFormedBlock,
+    Wire,
+};
 
 use VotePhase::{Commit, Prepare};
 
@@ -26,7 +29,7 @@ struct Rig {
     chain: ChainId,
     config: Config,
     validators: Arc<ValidatorSet>,
-    genesis_block: Block,
+    genesis_block: WellFormedBlock,
     me: usize,
     core: Core,
 }
@@ -66,10 +69,8 @@ impl Rig {
         })
     }
 
-    fn block(&self, height: Height, view: View, salt: u64) -> Block {
-        let mut b = block_on(&self.genesis_block, height, view, &key(0), salt);
-        b.header.height = height;
-        b
+    fn block(&self, height: Height, view: View, salt: u64) -> WellFormedBlock {
+        block_on(&self.genesis_block, height, view, &key(0), salt)
     }
 
     /// Delivers the leader's proposal of `view` and answers the validity request with `valid`.
@@ -78,7 +79,7 @@ impl Rig {
         height: Height,
         view: View,
         valid_view: Option<View>,
-        block: &Block,
+        block: &WellFormedBlock,
         valid: bool,
     ) -> Vec<Output> {
         let leader = key(self.leader(height, view));
@@ -109,7 +110,7 @@ impl Rig {
         phase: VotePhase,
         height: Height,
         view: View,
-        block: Option<&Block>,
+        block: Option<&WellFormedBlock>,
     ) -> Vec<Output> {
         let mut out = vec![];
         for i in who {
@@ -119,7 +120,7 @@ impl Rig {
                 phase,
                 height,
                 view,
-                block.map(Block::hash),
+                block.map(WellFormedBlock::hash),
             )));
         }
         out
@@ -234,8 +235,90 @@ fn a_proposal_from_a_validator_that_does_not_lead_the_view_is_ignored() {
     assert_eq!(rig.round().step, Step::PrePrepare);
 }
 
+/// A genuine block of `rig`'s leader at `height` carrying one signed transfer, and its proposal.
+fn proposal_with_a_transfer(rig: &Rig, height: Height) -> (WellFormedBlock, Proposal) {
+    let genesis = Genesis::local(4);
+    let (coin, out) = genesis.utxos()[0];
+    let transfer = TxBuilder::new(rig.chain)
+        .input(coin, out.amount, &key(0))
+        .output(
+            out.address,
+            out.amount.checked_sub(Amount::from_sat(1_000)).unwrap(),
+        )
+        .sign();
+    let mut body = rig.block(height, 0, 3).into_block();
+    body.transactions = vec![transfer];
+    let genuine = body.seal();
+    let leader = key(rig.leader(height, 0));
+    let proposal = Proposal::sign(&leader, rig.chain, height, 0, None, genuine.clone());
+    (genuine, proposal)
+}
+
+/// The wire bytes of `proposal` as a relay would send them after swapping its block for `body` (a
+/// `Message::Proposal` is variant 0, then the proposal's fields in order).
+fn relayed_with_body(proposal: &Proposal, body: &Block) -> Vec<u8> {
+    let mut bytes = vec![0u8];
+    bytes.extend(timecoin_types::codec::encode(&(
+        proposal.height,
+        proposal.view,
+        proposal.valid_view,
+        body,
+        proposal.proposer,
+        proposal.signature,
+    )));
+    bytes
+}
+
+/// Issue 11, proposal path and poisoning. The leader's signature covers the header hash only, and the
+/// core caches validity by that hash. Before bodies were bound, a relay could swap the body: the core
+/// judged one body and decided another, or, if the swapped copy arrived first, its "invalid" verdict
+/// stuck to the hash and the genuine block was refused for the whole height.
+#[test]
+fn a_proposal_whose_body_a_relay_swapped_never_decodes_and_cannot_poison_the_genuine_one() {
+    let h = Rig::follower_height(1);
+    let mut rig = Rig::new(1);
+    rig.start(h);
+    let (genuine, proposal) = proposal_with_a_transfer(&rig, h);
+    let genuine_bytes = Message::Proposal(proposal.clone()).encode();
+    assert_eq!(relayed_with_body(&proposal, &genuine), genuine_bytes);
+
+    // Swapped signatures (the txids, and so the header hash, stay the same) and swapped transactions.
+    let mut resigned = genuine.clone().into_block();
+    resigned.transactions[0].inputs[0].signature = Signature::from_bytes([9; 64]);
+    assert_eq!(resigned.hash(), genuine.hash());
+    let mut emptied = genuine.clone().into_block();
+    emptied.transactions.clear();
+    for forged in [resigned, emptied] {
+        let bytes = relayed_with_body(&proposal, &forged);
+        assert!(
+            Message::decode(&bytes).is_err(),
+            "a proposal with a swapped body decoded"
+        );
+    }
+
+    // The genuine copy, arriving after the forgeries, is judged on its own body and prepared.
+    let message = Message::decode(&genuine_bytes).unwrap();
+    let verified = Verified::<Message>::verify(message, rig.chain, &rig.validators).unwrap();
+    let out = rig.core.handle(verified.into());
+    let judged = out.iter().find_map(|o| match o {
+        Output::RequestValidity { block, .. } => Some(block.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        judged.as_ref(),
+        Some(&genuine),
+        "the body judged is the genuine one"
+    );
+    let out = rig.core.handle(Input::Validity {
+        height: h,
+        block_hash: genuine.hash(),
+        valid: true,
+    });
+    assert_eq!(one_vote(&out, Prepare).block_hash, Some(genuine.hash()));
+}
+
 /// Locks on B in view 0 while the others Commit nil, then moves to view 1.
-fn locked_in_view_0(me: usize) -> (Rig, Height, Block) {
+fn locked_in_view_0(me: usize) -> (Rig, Height, WellFormedBlock) {
     let h = Rig::follower_height(me);
     let mut rig = Rig::new(me);
     rig.start(h);

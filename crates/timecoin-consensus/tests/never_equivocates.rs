@@ -18,7 +18,7 @@ use proptest::prelude::*;
 use timecoin_consensus::{
     Config, Core, Input, Message, Output, Timeout, TimeoutKind, ValidatorSet, WalEntry,
 };
-use timecoin_types::{Block, Genesis, VotePhase};
+use timecoin_types::{Genesis, VotePhase, WellFormedBlock};
 
 #[derive(Clone, Debug)]
 enum Step {
@@ -87,7 +87,7 @@ proptest! {
         let config = Config::new(chain);
         let validators = Arc::new(ValidatorSet::from_genesis(&genesis).unwrap());
         let height = 1;
-        let blocks: Vec<Block> = (0..3).map(|i| block_on(&genesis.block(), height, 0, &key(1), i)).collect();
+        let blocks: Vec<WellFormedBlock> = (0..3).map(|i| block_on(&genesis.block(), height, 0, &key(1), i)).collect();
         let me = 0;
         let start = Input::StartHeight { height, validators: validators.clone() };
 

@@ -10,12 +10,12 @@ mod common;
 
 use common::{block_on, key};
 use timecoin_consensus::{
-    CertifiedBlock, ConsensusError, ValidatorRegistry, ValidatorSet, resolve_height,
+    CertifiedBlock, ConsensusError, ValidatorRegistry, ValidatorSet, Verified, resolve_height,
 };
 use timecoin_crypto::SecretKey;
 use timecoin_types::{
     Block, CommitCertificate, Genesis, MasternodeRegistration, OutPoint, Tier, Transaction, TxId,
-    TxIn, TxKind, Vote, VotePhase,
+    TxIn, TxKind, Vote, VotePhase, WellFormedBlock, Wire,
 };
 
 fn tx(kind: TxKind, payer: &SecretKey, prevout: OutPoint) -> Transaction {
@@ -38,6 +38,13 @@ fn outpoint(n: u8) -> OutPoint {
     }
 }
 
+/// The same header fields over another body, sealed (its roots and so its hash follow the body).
+fn with_transactions(block: WellFormedBlock, transactions: Vec<Transaction>) -> WellFormedBlock {
+    let mut block = block.into_block();
+    block.transactions = transactions;
+    block.seal()
+}
+
 /// Finalizes empty blocks (or `with` at `at`) up to `height`.
 fn finalize_to(
     registry: &ValidatorRegistry,
@@ -50,7 +57,7 @@ fn finalize_to(
     for h in registry.finalized_height() + 1..=height {
         let mut b = block_on(&parent, h, 0, &key(0), 0);
         if h == at {
-            b.transactions = with.to_vec();
+            b = with_transactions(b, with.to_vec());
         }
         registry.on_finalized(&b).unwrap();
         parent = b;
@@ -167,17 +174,20 @@ fn registry_history_is_bounded() {
     let registry = ValidatorRegistry::from_genesis(&genesis).unwrap();
     let mut parent = genesis.block();
     for h in 1..=40u64 {
-        let mut b = block_on(&parent, h, 0, &key(0), 0);
+        let b = block_on(&parent, h, 0, &key(0), 0);
         let k = SecretKey::from_seed(&[h as u8 + 100; 32]);
-        b.transactions = vec![tx(
-            TxKind::RegisterMasternode(MasternodeRegistration {
-                tier: Tier::Free,
-                collateral: None,
-                operator_key: k.public_key(),
-            }),
-            &key(0),
-            outpoint(h as u8),
-        )];
+        let b = with_transactions(
+            b,
+            vec![tx(
+                TxKind::RegisterMasternode(MasternodeRegistration {
+                    tier: Tier::Free,
+                    collateral: None,
+                    operator_key: k.public_key(),
+                }),
+                &key(0),
+                outpoint(h as u8),
+            )],
+        );
         registry.on_finalized(&b).unwrap();
         parent = b;
     }
@@ -197,7 +207,7 @@ impl Chain {
         Chain { genesis, set }
     }
 
-    fn certify(&self, block: &Block, signers: &[usize]) -> CertifiedBlock {
+    fn certify(&self, block: &WellFormedBlock, signers: &[usize]) -> CertifiedBlock {
         let chain = self.genesis.params.chain_id;
         let mut signatures: Vec<_> = signers
             .iter()
@@ -234,8 +244,12 @@ fn sync_accepts_a_certified_block_and_rejects_uncertified_ones() {
     let good = block_on(&tip, 1, 0, &key(0), 0);
     let weak = c.certify(&block_on(&tip, 1, 0, &key(0), 7), &[0, 1]);
     let wrong_height = c.certify(&block_on(&tip, 2, 0, &key(0), 0), &[0, 1, 2]);
-    let mut mismatched = c.certify(&good, &[0, 1, 2]);
-    mismatched.block.header.timestamp_ms += 1;
+    let mut other = good.clone().into_block();
+    other.header.timestamp_ms += 1;
+    let mismatched = CertifiedBlock {
+        block: other.seal(),
+        certificate: c.certify(&good, &[0, 1, 2]).certificate,
+    };
     let candidates = vec![weak, wrong_height, mismatched, c.certify(&good, &[1, 2, 3])];
     let r = resolve_height(chain, &c.set, 1, tip.hash(), None, &candidates).unwrap();
     assert_eq!(r.accepted, Some(3));
@@ -300,4 +314,56 @@ fn a_certified_block_on_another_parent_is_reported() {
     )
     .unwrap_err();
     assert!(matches!(err, ConsensusError::ParentMismatch { .. }));
+}
+
+/// Issue 11, sync path: a relay keeps a genuine header and certificate and swaps the body for one that
+/// registers a Gold masternode. Before bodies were bound, this decoded, passed
+/// `Verified::<CertifiedBlock>::verify`, and "the same" block gave a registry of weight 40 on one node and
+/// 90 on another.
+#[test]
+fn a_certified_block_with_a_swapped_body_never_decodes_so_registries_cannot_diverge() {
+    let c = Chain::new();
+    let chain = c.genesis.params.chain_id;
+    let genuine = c.certify(&block_on(&c.genesis.block(), 1, 0, &key(0), 0), &[0, 1, 2]);
+    let gold = SecretKey::from_seed(&[50; 32]);
+    let registration = tx(
+        TxKind::RegisterMasternode(MasternodeRegistration {
+            tier: Tier::Gold,
+            collateral: Some(outpoint(1)),
+            operator_key: gold.public_key(),
+        }),
+        &key(0),
+        outpoint(2),
+    );
+    let forged_body = Block {
+        header: genuine.block.header.clone(),
+        transactions: vec![registration],
+    };
+    // The forgery on the wire: the same layout as a certified block.
+    let bytes = timecoin_types::codec::encode(&(&forged_body, &genuine.certificate));
+    let decoded = CertifiedBlock::decode(&bytes);
+    assert!(
+        decoded.is_err(),
+        "a swapped body must not decode: {decoded:?}"
+    );
+    assert_eq!(
+        WellFormedBlock::check(forged_body),
+        Err(timecoin_types::TypesError::TxRootMismatch)
+    );
+
+    // The genuine bytes decode and verify, and every node that applies them gets the same registry.
+    let decoded = CertifiedBlock::decode(&genuine.encode()).unwrap();
+    let verified = Verified::<CertifiedBlock>::verify(decoded, chain, &c.set).unwrap();
+    let (one, two) = (
+        ValidatorRegistry::from_genesis(&c.genesis).unwrap(),
+        ValidatorRegistry::from_genesis(&c.genesis).unwrap(),
+    );
+    one.on_finalized(&verified.block).unwrap();
+    two.on_finalized(&genuine.block).unwrap();
+    let later = 1 + c.genesis.params.validator_set_delay;
+    assert_eq!(
+        one.set_for(later).unwrap().total_weight(),
+        two.set_for(later).unwrap().total_weight()
+    );
+    assert_eq!(one.set_for(later).unwrap().total_weight(), 40);
 }

@@ -59,9 +59,11 @@ pub fn decode_bounded<T: Serialize + DeserializeOwned>(
             what,
             reason: match e {
                 // postcard drops the message of a rule our own types enforce while decoding.
-                postcard::Error::SerdeDeCustom => "a field breaks its type's rule (a list over its \
+                postcard::Error::SerdeDeCustom => {
+                    "a field breaks its type's rule (a list over its \
                     bound, or a block whose body does not match its header)"
-                    .to_string(),
+                        .to_string()
+                }
                 other => other.to_string(),
             },
         })?;

@@ -241,7 +241,7 @@ impl Core {
         &mut self,
         height: Height,
         view: View,
-        block: Block,
+        block: WellFormedBlock,
         out: &mut Vec<Output>,
     ) {
         let me = self.me;

@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use timecoin_crypto::{PublicKey, SigDomain};
-use timecoin_types::{Block, BlockHash, Height, Proposal, View, Vote, VotePhase};
+use timecoin_types::{BlockHash, Height, Proposal, View, Vote, VotePhase, WellFormedBlock};
 use tracing::{debug, info, warn};
 
 use crate::buffer::FutureBuffer;
@@ -94,7 +94,7 @@ struct HeightState {
 }
 
 impl HeightState {
-    fn block(&self, hash: &BlockHash) -> Option<&Block> {
+    fn block(&self, hash: &BlockHash) -> Option<&WellFormedBlock> {
         self.proposals
             .values()
             .find(|p| p.block_hash == *hash)

@@ -248,7 +248,7 @@ impl Core {
         &mut self,
         view: View,
         valid_view: Option<View>,
-        block: Block,
+        block: WellFormedBlock,
         out: &mut Vec<Output>,
     ) {
         let Some(state) = self.current.as_mut() else {

@@ -19,7 +19,7 @@ use timecoin_consensus::{
 use timecoin_crypto::{ChainId, SecretKey};
 use timecoin_types::{
     Block, BlockHash, BlockHeader, CommitCertificate, Genesis, Hash, Height, Proposal, View, Vote,
-    VotePhase,
+    VotePhase, WellFormedBlock,
 };
 
 pub fn key(i: usize) -> SecretKey {
@@ -28,12 +28,12 @@ pub fn key(i: usize) -> SecretKey {
 
 /// An empty block on `parent` at `height`, distinguished by proposer, view and `salt`.
 pub fn block_on(
-    parent: &Block,
+    parent: &WellFormedBlock,
     height: Height,
     view: View,
     proposer: &SecretKey,
     salt: u64,
-) -> Block {
+) -> WellFormedBlock {
     let header = BlockHeader {
         chain_id: parent.header.chain_id,
         height,
@@ -42,14 +42,14 @@ pub fn block_on(
         timestamp_ms: parent.header.timestamp_ms + 1 + salt,
         proposer: proposer.public_key(),
         tx_root: Hash::ZERO,
+        witness_root: Hash::ZERO,
         utxo_commitment: parent.header.utxo_commitment,
     };
-    let mut b = Block {
+    Block {
         header,
         transactions: vec![],
-    };
-    b.header.tx_root = b.compute_tx_root();
-    b
+    }
+    .seal()
 }
 
 pub fn vote(
@@ -71,7 +71,7 @@ pub fn proposal(
     height: Height,
     view: View,
     valid_view: Option<View>,
-    block: Block,
+    block: WellFormedBlock,
 ) -> Input {
     Input::Proposal(Verified::assume_verified(Proposal::sign(
         signer, chain, height, view, valid_view, block,
@@ -83,9 +83,9 @@ pub struct TestNode {
     pub core: Core,
     pub index: usize,
     pub up: bool,
-    pub tip: Block,
+    pub tip: WellFormedBlock,
     pub wal: Vec<WalEntry>,
-    pub decided: Vec<(Block, CommitCertificate)>,
+    pub decided: Vec<(WellFormedBlock, CommitCertificate)>,
     pub evidence: Vec<Evidence>,
     pub sent: Vec<Message>,
     pub timeouts_fired: Vec<Timeout>,
