@@ -5,10 +5,13 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 
-use timecoin_consensus::Message;
-use timecoin_crypto::{ChainId, HashDomain, SecretKey, Signature, hash};
-use timecoin_types::{BlockHash, Proposal, Vote};
+use timecoin_consensus::{CertifiedBlock, Message};
+use timecoin_crypto::{Address, ChainId, HashDomain, SecretKey, Signature, hash};
+use timecoin_types::{
+    Amount, Block, BlockHash, OutPoint, Proposal, TxBuilder, TxId, Vote, WellFormedBlock, codec,
+};
 
+use crate::node::Packet;
 use crate::runtime::NodeId;
 
 /// What a node does with the messages its core produces.
@@ -22,8 +25,15 @@ pub trait Strategy: fmt::Debug {
     /// The core asked to broadcast `message` (already persisted); put what really goes out in `out`.
     fn on_broadcast(&mut self, message: Message, out: &mut Outbox<'_>);
 
-    /// A consensus message arrived from `from` (decoded, not yet verified).
-    fn on_receive(&mut self, _from: NodeId, _message: &Message) {}
+    /// A consensus message arrived from `from` (decoded, not yet verified); `out` is for whatever the
+    /// strategy sends in reaction (a relay's forwarded copies).
+    fn on_receive(&mut self, _from: NodeId, _message: &Message, _out: &mut Outbox<'_>) {}
+
+    /// The node serves `certified` to a syncing peer: the bytes to send instead, if the strategy forges
+    /// them.
+    fn forge_sync(&mut self, _certified: &CertifiedBlock, _out: &Outbox<'_>) -> Option<Vec<u8>> {
+        None
+    }
 
     /// Whether the node talks to `peer` at all (both directions, sync included).
     fn talks_to(&self, _peer: NodeId) -> bool {
@@ -42,8 +52,8 @@ pub struct Outbox<'a> {
     pub(crate) nodes: usize,
     pub(crate) key: &'a SecretKey,
     pub(crate) chain: ChainId,
-    /// `(recipient, message)`; `None` is every peer.
-    pub(crate) sends: Vec<(Option<NodeId>, Message)>,
+    /// `(recipient, packet)`; `None` is every peer.
+    pub(crate) sends: Vec<(Option<NodeId>, Packet)>,
 }
 
 impl Outbox<'_> {
@@ -72,12 +82,17 @@ impl Outbox<'_> {
 
     /// Sends `message` to one node.
     pub fn send(&mut self, to: NodeId, message: Message) {
-        self.sends.push((Some(to), message));
+        self.sends.push((Some(to), Packet::consensus(&message)));
     }
 
     /// Sends `message` to every peer.
     pub fn send_all(&mut self, message: Message) {
-        self.sends.push((None, message));
+        self.sends.push((None, Packet::consensus(&message)));
+    }
+
+    /// Sends raw consensus bytes to every peer: for forgeries no honest encoder can produce.
+    pub fn send_all_raw(&mut self, bytes: Vec<u8>) {
+        self.sends.push((None, Packet::Consensus(bytes.into())));
     }
 
     /// Sends `message` to each node of `group`.
@@ -120,8 +135,9 @@ impl Strategy for EquivocatingLeader {
             return;
         };
         // A sibling block: same transactions and state, another timestamp, so another hash, equally valid.
-        let mut sibling = proposal.block.clone();
+        let mut sibling = proposal.block.clone().into_block();
         sibling.header.timestamp_ms = sibling.header.timestamp_ms.wrapping_add(1);
+        let sibling = sibling.seal();
         let twin = Proposal::sign(
             out.key(),
             out.chain(),
@@ -232,7 +248,7 @@ impl Strategy for Replayer {
             }
         }
     }
-    fn on_receive(&mut self, _from: NodeId, message: &Message) {
+    fn on_receive(&mut self, _from: NodeId, message: &Message, _out: &mut Outbox<'_>) {
         if self.memory.len() >= REPLAY_MEMORY {
             self.memory.pop_front();
         }
@@ -287,10 +303,104 @@ impl Strategy for BadSigner {
             self.forged += 1;
         }
     }
-    fn on_receive(&mut self, _from: NodeId, message: &Message) {
+    fn on_receive(&mut self, _from: NodeId, message: &Message, _out: &mut Outbox<'_>) {
         if let Message::Vote(v) = message {
             self.last_heard = Some(v.clone());
         }
+    }
+}
+
+/// Votes honestly, and relays every proposal it hears from others, and every block it serves to a
+/// syncing peer, with the body swapped under the genuine header and signatures: alternately one input
+/// signature corrupted (the txids, and so the block id, stay the same) and the transaction list changed.
+/// Honest nodes must refuse every copy at decoding, so equal block ids keep meaning equal bodies.
+#[derive(Debug, Default)]
+pub struct BodySwapper {
+    swaps: u64,
+    /// Forged proposals and synced blocks sent.
+    pub forged: u64,
+}
+
+impl BodySwapper {
+    /// The genuine block with its body swapped (never the genuine body itself).
+    fn swap(&mut self, block: &WellFormedBlock, out: &Outbox<'_>) -> Block {
+        self.swaps += 1;
+        let mut body = block.block().clone();
+        let has_transactions = !body.transactions.is_empty();
+        let first_input = body
+            .transactions
+            .iter_mut()
+            .find_map(|tx| tx.inputs.first_mut());
+        match (self.swaps % 3, first_input) {
+            (0, Some(input)) => input.signature = corrupt(&input.signature),
+            (1, _) if has_transactions => {
+                body.transactions.pop();
+            }
+            _ => body.transactions.push(junk_transfer(out, self.swaps)),
+        }
+        body
+    }
+}
+
+/// A signed transfer from the relay's own key spending an output that does not exist.
+fn junk_transfer(out: &Outbox<'_>, salt: u64) -> timecoin_types::Transaction {
+    let missing = OutPoint {
+        txid: TxId(hash(
+            HashDomain::Custom("timecoin-sim body swapper"),
+            &salt.to_le_bytes(),
+        )),
+        vout: 0,
+    };
+    let amount = Amount::from_sat(1_000_000);
+    TxBuilder::new(out.chain())
+        .input(missing, amount, out.key())
+        .output(Address::from_public_key(&out.key().public_key()), amount)
+        .sign()
+}
+
+/// The wire bytes of `proposal` as a [`Message`] with `body` in place of its block: the same layout as
+/// [`Message::Proposal`] (variant 0, then the fields in order), which no honest encoder can produce for a
+/// body that does not match its header.
+pub fn proposal_bytes_with_body(proposal: &Proposal, body: &Block) -> Vec<u8> {
+    let mut bytes = vec![0u8];
+    bytes.extend(codec::encode(&(
+        proposal.height,
+        proposal.view,
+        proposal.valid_view,
+        body,
+        proposal.proposer,
+        proposal.signature,
+    )));
+    bytes
+}
+
+/// The wire bytes of `certified` with `body` in place of its block (see [`proposal_bytes_with_body`]).
+pub fn certified_bytes_with_body(certified: &CertifiedBlock, body: &Block) -> Vec<u8> {
+    codec::encode(&(body, &certified.certificate))
+}
+
+impl Strategy for BodySwapper {
+    fn name(&self) -> &'static str {
+        "body-swapper"
+    }
+    fn on_broadcast(&mut self, message: Message, out: &mut Outbox<'_>) {
+        out.send_all(message);
+    }
+    fn on_receive(&mut self, _from: NodeId, message: &Message, out: &mut Outbox<'_>) {
+        let Message::Proposal(proposal) = message else {
+            return;
+        };
+        if proposal.proposer == out.key().public_key() {
+            return;
+        }
+        let body = self.swap(&proposal.block, out);
+        out.send_all_raw(proposal_bytes_with_body(proposal, &body));
+        self.forged += 1;
+    }
+    fn forge_sync(&mut self, certified: &CertifiedBlock, out: &Outbox<'_>) -> Option<Vec<u8>> {
+        let body = self.swap(&certified.block, out);
+        self.forged += 1;
+        Some(certified_bytes_with_body(certified, &body))
     }
 }
 
@@ -341,19 +451,22 @@ pub enum Behavior {
     Replayer,
     /// [`BadSigner`].
     BadSigner,
+    /// [`BodySwapper`].
+    BodySwapper,
     /// [`Twin`] talking to the given nodes.
     Twin(BTreeSet<NodeId>),
 }
 
 impl Behavior {
     /// Every single-node Byzantine strategy (twins need two nodes and are set up by the driver).
-    pub const SINGLE_NODE: [Behavior; 6] = [
+    pub const SINGLE_NODE: [Behavior; 7] = [
         Behavior::Silent,
         Behavior::EquivocatingLeader,
         Behavior::DoubleVoter,
         Behavior::VoteWithholder,
         Behavior::Replayer,
         Behavior::BadSigner,
+        Behavior::BodySwapper,
     ];
 
     /// Whether the node follows the protocol.
@@ -371,6 +484,7 @@ impl Behavior {
             Behavior::VoteWithholder => Some(Box::new(VoteWithholder)),
             Behavior::Replayer => Some(Box::<Replayer>::default()),
             Behavior::BadSigner => Some(Box::<BadSigner>::default()),
+            Behavior::BodySwapper => Some(Box::<BodySwapper>::default()),
             Behavior::Twin(world) => Some(Box::new(Twin::new(world.clone()))),
         }
     }
@@ -385,7 +499,63 @@ impl Behavior {
             Behavior::VoteWithholder => "vote-withholder",
             Behavior::Replayer => "replayer",
             Behavior::BadSigner => "bad-signer",
+            Behavior::BodySwapper => "body-swapper",
             Behavior::Twin(_) => "twin",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use timecoin_consensus::CertifiedBlock;
+    use timecoin_types::{CommitCertificate, Genesis, Wire};
+
+    use super::*;
+
+    fn genuine() -> (Proposal, CertifiedBlock, SecretKey) {
+        let genesis = Genesis::local(4);
+        let key = Genesis::local_validator_key(0);
+        let mut block = genesis.block().into_block();
+        block.header.height = 1;
+        block.header.parent = genesis.block().hash();
+        let block = block.seal();
+        let proposal = Proposal::sign(&key, genesis.params.chain_id, 1, 0, None, block.clone());
+        let certified = CertifiedBlock {
+            certificate: CommitCertificate {
+                height: 1,
+                view: 0,
+                block_hash: block.hash(),
+                signatures: Vec::new(),
+            },
+            block,
+        };
+        (proposal, certified, key)
+    }
+
+    #[test]
+    fn the_forgers_layout_is_the_real_wire_layout_and_every_swap_is_refused() {
+        let (proposal, certified, key) = genuine();
+        assert_eq!(
+            proposal_bytes_with_body(&proposal, &proposal.block),
+            Message::Proposal(proposal.clone()).encode()
+        );
+        assert_eq!(
+            certified_bytes_with_body(&certified, &certified.block),
+            certified.encode()
+        );
+        let out = Outbox {
+            me: 0,
+            nodes: 4,
+            key: &key,
+            chain: proposal.block.header.chain_id,
+            sends: Vec::new(),
+        };
+        let mut swapper = BodySwapper::default();
+        for _ in 0..6 {
+            let body = swapper.swap(&proposal.block, &out);
+            assert_ne!(body, *proposal.block.block());
+            assert!(Message::decode(&proposal_bytes_with_body(&proposal, &body)).is_err());
+            assert!(CertifiedBlock::decode(&certified_bytes_with_body(&certified, &body)).is_err());
         }
     }
 }

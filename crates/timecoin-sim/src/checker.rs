@@ -24,10 +24,13 @@ use crate::{SimError, Violation};
 ///    proposal, Prepare or Commit), across all its incarnations: a node restarted between a write and the
 ///    send (see [`crate::SimNode::crash_after_persist`]) re-sends what it wrote, never something new, even
 ///    when nobody saw the first message;
-/// 6. no honest node failed (for example, refused to apply a decided block, or broadcast a message it had
+/// 6. every honest node's UTXO set at its tip equals the one its tip header commits to and the one
+///    every other honest node held at that height (compared by commitment), so equal block ids always
+///    mean equal state;
+/// 7. no honest node failed (for example, refused to apply a decided block, or broadcast a message it had
 ///    not persisted first).
 ///
-/// Memory: one hash per agreed height, two counters per node, and per honest node the signing slots of
+/// Memory: two hashes per agreed height (its block and its UTXO set), two counters per node, and per honest node the signing slots of
 /// heights above its finalized tip (at most three per view it signed in).
 #[derive(Debug)]
 pub struct InvariantChecker {
@@ -37,6 +40,8 @@ pub struct InvariantChecker {
     honest_keys: BTreeSet<PublicKey>,
     /// The first honest decision at each height (index `h - 1`), and who made it.
     agreed: Vec<(BlockHash, NodeId)>,
+    /// The first honest UTXO commitment seen at each height, and whose it was.
+    states: BTreeMap<Height, (timecoin_crypto::Hash, NodeId)>,
     /// Fed the agreed blocks in order, so it knows the validator set of the next heights.
     registry: ValidatorRegistry,
     /// Per node: stored blocks already checked.
@@ -68,6 +73,7 @@ impl InvariantChecker {
             honest,
             honest_keys,
             agreed: Vec::new(),
+            states: BTreeMap::new(),
             registry,
             checked: vec![0; n],
             evidence_checked: vec![(0, 0); n],
@@ -99,6 +105,7 @@ impl InvariantChecker {
                 });
             }
             self.check_chain(id, node)?;
+            self.check_state(id, node)?;
             self.check_wal(id, node)?;
         }
         Ok(())
@@ -146,6 +153,35 @@ impl InvariantChecker {
         let tip = durable.tip_height();
         slots.retain(|(height, _, _), _| *height > tip);
         Ok(())
+    }
+
+    fn check_state(&mut self, id: NodeId, node: &SimNode) -> Result<(), Violation> {
+        let ledger = node.ledger();
+        let height = ledger.height();
+        let commitment = ledger.commitment();
+        if ledger.tip().header.utxo_commitment != commitment {
+            return Err(Violation::DivergentState {
+                height,
+                first_node: id,
+                first: ledger.tip().header.utxo_commitment,
+                second_node: id,
+                second: commitment,
+            });
+        }
+        match self.states.get(&height) {
+            Some((first, first_node)) if *first != commitment => Err(Violation::DivergentState {
+                height,
+                first_node: *first_node,
+                first: *first,
+                second_node: id,
+                second: commitment,
+            }),
+            Some(_) => Ok(()),
+            None => {
+                self.states.insert(height, (commitment, id));
+                Ok(())
+            }
+        }
     }
 
     fn check_evidence(&mut self, id: NodeId, node: &SimNode) -> Result<(), Violation> {

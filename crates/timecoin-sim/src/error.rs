@@ -43,6 +43,23 @@ pub enum Violation {
         /// The first height that does not follow.
         height: Height,
     },
+    /// Two honest nodes hold different UTXO sets at one height, or a node's set differs from the one its
+    /// own tip header commits to: the same block ids over different bodies would show up here.
+    #[error(
+        "honest nodes {first_node} and {second_node} hold different UTXO sets at height {height}: {first} vs {second}"
+    )]
+    DivergentState {
+        /// The height.
+        height: Height,
+        /// The node whose set was seen first (or the node itself, against its header).
+        first_node: NodeId,
+        /// Its commitment.
+        first: timecoin_crypto::Hash,
+        /// The node that disagrees.
+        second_node: NodeId,
+        /// Its commitment.
+        second: timecoin_crypto::Hash,
+    },
     /// Evidence shows an honest validator signed two conflicting messages.
     #[error("node {node} holds evidence that honest validator {offender} equivocated")]
     HonestEquivocation {

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use timecoin_crypto::{Address, LtHash, PublicKey, SecretKey};
 use timecoin_types::{
     Amount, Block, BlockHeader, ChainParams, Genesis, Height, OutPoint, TxBuilder, TxOut,
-    TypesError, UtxoView, View, apply_to_commitment, block_utxo_delta, check_block,
+    TypesError, UtxoView, View, WellFormedBlock, apply_to_commitment, block_utxo_delta,
+    check_block,
 };
 
 use crate::SimError;
@@ -82,7 +83,7 @@ pub struct Ledger {
     genesis_time_ms: u64,
     utxos: BTreeMap<OutPoint, TxOut>,
     commitment: LtHash,
-    tip: Block,
+    tip: WellFormedBlock,
     wallet: Arc<Wallet>,
     txs_per_block: usize,
 }
@@ -102,13 +103,18 @@ impl Ledger {
     }
 
     /// The last applied block.
-    pub fn tip(&self) -> &Block {
+    pub fn tip(&self) -> &WellFormedBlock {
         &self.tip
     }
 
     /// Height of the last applied block.
     pub fn height(&self) -> Height {
         self.tip.header.height
+    }
+
+    /// The commitment to the current UTXO set ([`LtHash::checksum`]), as a header after the tip carries.
+    pub fn commitment(&self) -> timecoin_types::Hash {
+        self.commitment.checksum()
     }
 
     /// Number of unspent outputs.
@@ -125,7 +131,7 @@ impl Ledger {
         view: View,
         proposer: PublicKey,
         now_ms: u64,
-    ) -> Result<Block, SimError> {
+    ) -> Result<WellFormedBlock, SimError> {
         let minimum = PAYMENT
             .checked_add(FEE)
             .and_then(|a| a.checked_add(timecoin_types::MIN_DUST))
@@ -173,18 +179,18 @@ impl Ledger {
                     .max(self.genesis_time_ms.saturating_add(now_ms)),
                 proposer,
                 tx_root: timecoin_types::Hash::ZERO,
+                witness_root: timecoin_types::Hash::ZERO,
                 utxo_commitment: timecoin_types::Hash::ZERO,
             },
             transactions,
         };
-        block.header.tx_root = block.compute_tx_root();
         block.header.utxo_commitment = self.commitment_after(&block)?.checksum();
-        Ok(block)
+        Ok(block.seal())
     }
 
     /// Whether `block` may follow the tip: right chain, height and parent, every transaction valid in order
     /// ([`check_block`], signatures included), and the header's UTXO commitment equal to the set after it.
-    pub fn validate(&self, block: &Block) -> Result<(), SimError> {
+    pub fn validate(&self, block: &WellFormedBlock) -> Result<(), SimError> {
         let header = &block.header;
         if header.height != self.height().saturating_add(1) {
             return Err(SimError::Ledger(format!(
@@ -214,7 +220,7 @@ impl Ledger {
 
     /// Applies a decided block. Fails (leaving the state unchanged) if it does not follow the tip or
     /// spends an output the set does not hold: for a decided block, a sign that agreement broke.
-    pub fn apply(&mut self, block: &Block) -> Result<(), SimError> {
+    pub fn apply(&mut self, block: &WellFormedBlock) -> Result<(), SimError> {
         if block.header.height != self.height().saturating_add(1)
             || block.header.parent != self.tip.hash()
         {
@@ -235,9 +241,10 @@ impl Ledger {
     }
 
     fn delta(&self, block: &Block) -> Result<DeltaPair, SimError> {
-        let (spent_points, created) = block_utxo_delta(block);
-        let mut spent = Vec::with_capacity(spent_points.len());
-        for op in spent_points {
+        let delta = block_utxo_delta(block)
+            .map_err(|e| SimError::Ledger(format!("block at {}: {e}", block.header.height)))?;
+        let mut spent = Vec::with_capacity(delta.spent.len());
+        for op in delta.spent {
             let out = self.utxos.get(&op).copied().ok_or_else(|| {
                 SimError::Ledger(format!(
                     "block at {} spends a missing output",
@@ -246,7 +253,7 @@ impl Ledger {
             })?;
             spent.push((op, out));
         }
-        Ok((spent, created))
+        Ok((spent, delta.created))
     }
 
     fn commitment_after(&self, block: &Block) -> Result<LtHash, SimError> {
@@ -289,15 +296,16 @@ mod tests {
     fn blocks_off_the_tip_or_with_a_wrong_commitment_are_invalid() {
         let (_, ledger) = ledger();
         let proposer = Genesis::local_validator_key(0).public_key();
-        let block = ledger.build_block(1, 0, proposer, 10).unwrap();
+        let block = ledger.build_block(1, 0, proposer, 10).unwrap().into_block();
         let mut wrong_height = block.clone();
         wrong_height.header.height = 2;
-        assert!(ledger.validate(&wrong_height).is_err());
+        assert!(ledger.validate(&wrong_height.seal()).is_err());
         let mut wrong_commitment = block.clone();
         wrong_commitment.header.utxo_commitment = timecoin_types::Hash::ZERO;
-        assert!(ledger.validate(&wrong_commitment).is_err());
+        assert!(ledger.validate(&wrong_commitment.seal()).is_err());
+        // A bad signature under a header that commits to it (the leader itself signed garbage).
         let mut forged = block;
         forged.transactions[0].inputs[0].signature = timecoin_types::Signature::from_bytes([1; 64]);
-        assert!(ledger.validate(&forged).is_err());
+        assert!(ledger.validate(&forged.seal()).is_err());
     }
 }

@@ -10,7 +10,7 @@ use timecoin_consensus::{
     Verified, WalEntry,
 };
 use timecoin_crypto::{ChainId, PublicKey, SecretKey, SigDomain, Signature};
-use timecoin_types::{Block, CommitCertificate, Genesis, Height, Wire};
+use timecoin_types::{CommitCertificate, Genesis, Height, WellFormedBlock, Wire};
 use tracing::{debug, warn};
 
 use crate::SimError;
@@ -444,25 +444,18 @@ impl SimNode {
             ctx.broadcast(Packet::consensus(&message));
             return;
         };
-        let mut out = Outbox {
-            me: self.spec.id,
-            nodes: self.spec.nodes,
-            key: &self.spec.key,
-            chain: self.spec.consensus.chain_id,
-            sends: Vec::new(),
-        };
+        let mut out = outbox(&self.spec);
         strategy.on_broadcast(message, &mut out);
-        for (to, message) in out.sends {
-            let packet = Packet::consensus(&message);
-            match to {
-                Some(to) => ctx.send(to, packet),
-                None => ctx.broadcast(packet),
-            }
-        }
+        dispatch(out.sends, ctx);
     }
 
     /// Applies a decided block durably (store, then ledger and registry), then starts the next height.
-    fn apply_decided(&mut self, block: Block, certificate: CommitCertificate, now: Millis) {
+    fn apply_decided(
+        &mut self,
+        block: WellFormedBlock,
+        certificate: CommitCertificate,
+        now: Millis,
+    ) {
         let height = block.header.height;
         if let Err(e) = self.ledger.apply(&block) {
             self.fail(format!("cannot apply decided block {height}: {e}"));
@@ -532,7 +525,9 @@ impl SimNode {
             }
         };
         if let Some(strategy) = self.strategy.as_mut() {
-            strategy.on_receive(from, &message);
+            let mut out = outbox(&self.spec);
+            strategy.on_receive(from, &message, &mut out);
+            dispatch(out.sends, ctx);
         }
         let height = message.height();
         let digest = *blake3::hash(bytes).as_bytes();
@@ -608,7 +603,7 @@ impl SimNode {
         self.serve_sync(peer, height, ctx);
     }
 
-    fn serve_sync(&self, peer: NodeId, from_height: Height, ctx: &mut Context<Packet>) {
+    fn serve_sync(&mut self, peer: NodeId, from_height: Height, ctx: &mut Context<Packet>) {
         if !self.strategy.as_ref().is_none_or(|s| s.serves_sync()) {
             return;
         }
@@ -621,7 +616,12 @@ impl SimNode {
                 block: block.clone(),
                 certificate: certificate.clone(),
             };
-            self.send(peer, Packet::SyncResponse(certified.encode().into()), ctx);
+            let forged = self
+                .strategy
+                .as_mut()
+                .and_then(|s| s.forge_sync(&certified, &outbox(&self.spec)));
+            let bytes = forged.unwrap_or_else(|| certified.encode());
+            self.send(peer, Packet::SyncResponse(bytes.into()), ctx);
         }
     }
 
@@ -645,6 +645,27 @@ impl SimNode {
             && let Some(input) = self.next_synced()
         {
             self.feed(input, ctx);
+        }
+    }
+}
+
+/// An empty outbox for a strategy of the node `spec` describes.
+fn outbox(spec: &NodeSpec) -> Outbox<'_> {
+    Outbox {
+        me: spec.id,
+        nodes: spec.nodes,
+        key: &spec.key,
+        chain: spec.consensus.chain_id,
+        sends: Vec::new(),
+    }
+}
+
+/// Puts a strategy's packets on the wire (`None`: every peer).
+fn dispatch(sends: Vec<(Option<NodeId>, Packet)>, ctx: &mut Context<Packet>) {
+    for (to, packet) in sends {
+        match to {
+            Some(to) => ctx.send(to, packet),
+            None => ctx.broadcast(packet),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! write-ahead log, both in memory but treated as a disk (written before acted on, never lost on a crash).
 
 use timecoin_consensus::WalEntry;
-use timecoin_types::{Block, CommitCertificate, Height, Wire};
+use timecoin_types::{CommitCertificate, Height, WellFormedBlock, Wire};
 
 /// A node's durable state.
 ///
@@ -15,7 +15,7 @@ use timecoin_types::{Block, CommitCertificate, Height, Wire};
 #[derive(Clone, Debug, Default)]
 pub struct DurableState {
     /// Finalized blocks with their certificates; index `i` holds height `i + 1`.
-    pub chain: Vec<(Block, CommitCertificate)>,
+    pub chain: Vec<(WellFormedBlock, CommitCertificate)>,
     /// Encoded [`WalEntry`]s in the order the core asked for them.
     pub wal: Vec<Vec<u8>>,
     /// How many times the node was restarted from this state.
@@ -32,7 +32,7 @@ impl DurableState {
     }
 
     /// The finalized block of `height` with its certificate.
-    pub fn finalized(&self, height: Height) -> Option<&(Block, CommitCertificate)> {
+    pub fn finalized(&self, height: Height) -> Option<&(WellFormedBlock, CommitCertificate)> {
         let index = usize::try_from(height.checked_sub(1)?).ok()?;
         self.chain.get(index)
     }
@@ -44,7 +44,7 @@ impl DurableState {
     }
 
     /// Stores a finalized block and drops the WAL entries it makes useless (heights at or below it).
-    pub fn append_finalized(&mut self, block: Block, certificate: CommitCertificate) {
+    pub fn append_finalized(&mut self, block: WellFormedBlock, certificate: CommitCertificate) {
         let height = block.header.height;
         self.chain.push((block, certificate));
         self.wal

@@ -143,6 +143,11 @@ fn byzantine_run(seed: u64, n: usize, behavior: &Behavior) -> Result<Millis, Fai
             &sim,
             "double votes must produce evidence",
         )?,
+        Behavior::BodySwapper => ensure(
+            total(|s| s.malformed) > 0,
+            &sim,
+            "proposals with swapped bodies must be refused at decoding",
+        )?,
         _ => {}
     }
     Ok(took)
@@ -195,6 +200,73 @@ fn bad_signatures_are_refused_before_the_core() {
     byzantine_scenario(
         "bad_signatures_are_refused_before_the_core",
         Behavior::BadSigner,
+    );
+}
+
+#[test]
+fn body_swapping_relays_never_split_honest_state() {
+    byzantine_scenario(
+        "body_swapping_relays_never_split_honest_state",
+        Behavior::BodySwapper,
+    );
+}
+
+/// A restarted node whose only reachable peer is a body-swapping relay gets nothing but forged synced
+/// blocks: it must refuse every one (so it stays where it was, with the state it had) and catch up from
+/// honest peers once it reaches them.
+#[test]
+fn a_node_syncing_from_a_body_swapper_refuses_every_forged_block_then_catches_up() {
+    over_seeds(
+        "a_node_syncing_from_a_body_swapper_refuses_every_forged_block_then_catches_up",
+        "",
+        |seed| {
+            let swapper = (seed % 4) as NodeId;
+            let laggard = ((seed + 1) % 4) as NodeId;
+            let mut config = SimConfig::new(seed, 4).with_behavior(swapper, Behavior::BodySwapper);
+            config.auto_restart_ms = None;
+            let mut sim = new_sim(config)?;
+            sim.crash(laggard).map_err(|e| fail(&sim, e))?;
+            let target = 3;
+            let reached = sim
+                .run_while(DEADLINE, |s| {
+                    (0..4)
+                        .filter(|i| *i != laggard)
+                        .all(|i| s.heights()[i] >= target)
+                })
+                .map_err(|e| fail(&sim, e))?;
+            ensure(
+                reached,
+                &sim,
+                "three nodes did not finalize without the laggard",
+            )?;
+            let stuck_at = sim.heights()[laggard];
+            let others: Vec<NodeId> = (0..4).filter(|i| *i != laggard && *i != swapper).collect();
+            sim.partition(&[&[laggard, swapper], &others]);
+            sim.restart(laggard).map_err(|e| fail(&sim, e))?;
+            sim.run_for(5_000).map_err(|e| fail(&sim, e))?;
+            let laggard_stats = sim.node(laggard).unwrap().stats();
+            ensure(
+                laggard_stats.malformed > 0,
+                &sim,
+                "the swapper served no forged block",
+            )?;
+            ensure(
+                sim.heights()[laggard] == stuck_at && laggard_stats.synced == 0,
+                &sim,
+                "a forged synced block was applied",
+            )?;
+            sim.heal();
+            let heal = sim.now();
+            let caught_up = sim
+                .run_while(heal + LIVENESS_BOUND_MS, |s| s.heights()[laggard] >= target)
+                .map_err(|e| fail(&sim, e))?;
+            ensure(
+                caught_up,
+                &sim,
+                "the laggard did not catch up after the heal",
+            )?;
+            Ok(sim.now() - heal)
+        },
     );
 }
 

@@ -16,7 +16,7 @@ use timecoin_crypto::{Address, HashDomain, Network, SecretKey, Signature, hash};
 use timecoin_mempool::{Config, ManualClock, TxPool};
 use timecoin_types::{
     Amount, Block, BlockHash, BlockHeader, ChainParams, Hash, OutPoint, Transaction, TxBuilder,
-    TxId, TxOut, TypesError, UtxoView, block_utxo_delta,
+    TxId, TxOut, TypesError, UtxoView, WellFormedBlock, block_utxo_delta,
 };
 
 /// A UTXO set shared between a test and the pool, changed as blocks are finalized.
@@ -32,12 +32,12 @@ impl UtxoView for SharedView {
 impl SharedView {
     /// Applies a block's spends and creations, as storage does before the mempool hears of it.
     pub fn apply(&self, block: &Block) {
-        let (spent, created) = block_utxo_delta(block);
+        let delta = block_utxo_delta(block).expect("test blocks are consistent");
         let mut set = self.0.write();
-        for op in spent {
+        for op in delta.spent {
             set.remove(&op);
         }
-        set.extend(created);
+        set.extend(delta.created);
     }
 
     pub fn contains(&self, op: &OutPoint) -> bool {
@@ -161,8 +161,8 @@ impl Chain {
     }
 
     /// A block holding `txs` (the header does not matter to the pool).
-    pub fn block(&self, height: u64, txs: Vec<Transaction>) -> Block {
-        let mut block = Block {
+    pub fn block(&self, height: u64, txs: Vec<Transaction>) -> WellFormedBlock {
+        Block {
             header: BlockHeader {
                 chain_id: self.params.chain_id,
                 height,
@@ -171,12 +171,12 @@ impl Chain {
                 timestamp_ms: 0,
                 proposer: self.keys[0].public_key(),
                 tx_root: Hash::ZERO,
+                witness_root: Hash::ZERO,
                 utxo_commitment: Hash::ZERO,
             },
             transactions: txs,
-        };
-        block.header.tx_root = block.compute_tx_root();
-        block
+        }
+        .seal()
     }
 
     /// Applies `block` to the view, then tells the pool: the node's order.
