@@ -9,34 +9,37 @@ use std::collections::{BTreeMap, VecDeque};
 use timecoin_consensus::{
     Config, Core, Input, Message, Output, Timeout, ValidatorRegistry, Verified,
 };
-use timecoin_types::{Block, BlockHeader, CommitCertificate, Genesis, Hash, Height, View, Wire};
+use timecoin_types::{
+    Block, BlockHeader, CommitCertificate, Genesis, Height, View, WellFormedBlock, Wire,
+};
 
 /// The application: owns the chain, builds blocks on its tip and judges proposed ones.
 struct App {
-    tip: Block,
+    tip: WellFormedBlock,
     validator: usize,
 }
 
 impl App {
-    fn build_block(&self, height: Height, view: View) -> Block {
+    fn build_block(&self, height: Height, view: View) -> WellFormedBlock {
         let mut header: BlockHeader = self.tip.header.clone();
         header.height = height;
         header.view = view;
         header.parent = self.tip.hash();
         header.timestamp_ms += 1_000;
         header.proposer = Genesis::local_validator_key(self.validator).public_key();
-        header.tx_root = Hash::ZERO; // a real application puts mempool transactions here
+        // A real application puts mempool transactions here; sealing commits the header to them.
         Block {
             header,
             transactions: vec![],
         }
+        .seal()
     }
 
-    fn is_valid(&self, block: &Block) -> bool {
+    fn is_valid(&self, block: &WellFormedBlock) -> bool {
         block.header.parent == self.tip.hash() && block.header.height == self.tip.header.height + 1
     }
 
-    fn apply(&mut self, block: Block, certificate: &CommitCertificate) {
+    fn apply(&mut self, block: WellFormedBlock, certificate: &CommitCertificate) {
         println!(
             "validator {} finalized height {} (view {}, block {}, {} commit signatures)",
             self.validator,

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use timecoin_crypto::{Address, LtHash, merkle_root};
+use timecoin_crypto::{Address, Hash, LtHash};
 use timecoin_types::{
     Amount, Block, BlockHeader, Genesis, OutPoint, TxBuilder, TxOut, apply_to_commitment,
     block_utxo_delta, check_block,
@@ -64,19 +64,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 parent: parent.hash(),
                 timestamp_ms: genesis.timestamp_ms + height * 1_000,
                 proposer: Genesis::local_validator_key(height as usize % keys.len()).public_key(),
-                tx_root: merkle_root(&txs.iter().map(|t| t.txid().0).collect::<Vec<_>>()),
-                utxo_commitment: Default::default(),
+                tx_root: Hash::ZERO,
+                witness_root: Hash::ZERO,
+                utxo_commitment: Hash::ZERO,
             },
             transactions: txs,
         };
-        let fees = check_block(&block, &utxos, params)?;
-        let (spent, created) = block_utxo_delta(&block);
-        let spent: Vec<(OutPoint, TxOut)> = spent
+        // The header commits to the UTXO set after the block, then sealing commits it to the body.
+        let delta = block_utxo_delta(&block)?;
+        let spent: Vec<(OutPoint, TxOut)> = delta
+            .spent
             .iter()
             .filter_map(|op| utxos.get(op).map(|o| (*op, *o)))
             .collect();
-        apply_to_commitment(&mut commitment, &spent, &created);
-        block.header.utxo_commitment = commitment.checksum();
+        let created = delta.created;
+        let mut after = commitment.clone();
+        apply_to_commitment(&mut after, &spent, &created);
+        block.header.utxo_commitment = after.checksum();
+        let block = block.seal();
+        let fees = check_block(&block, &utxos, params)?;
+        commitment = after;
         for (op, _) in &spent {
             utxos.remove(op);
         }

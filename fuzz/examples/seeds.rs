@@ -59,12 +59,12 @@ fn main() -> std::io::Result<()> {
     let txs = vec![pay, two_in, register, deregister];
 
     let empty = genesis.block();
-    let mut full = genesis.block();
+    let mut full = genesis.block().into_block();
     full.header.height = 1;
     full.header.parent = empty.hash();
     full.transactions = txs.clone();
-    full.header.tx_root = full.compute_tx_root();
-    let blocks: Vec<Block> = vec![empty.clone(), full.clone()];
+    let full = full.seal();
+    let blocks: Vec<Block> = vec![empty.block().clone(), full.block().clone()];
 
     let votes: Vec<Vote> = vec![
         Vote::sign(&keys[0], chain, VotePhase::Prepare, 1, 0, Some(full.hash())),
@@ -89,7 +89,7 @@ fn main() -> std::io::Result<()> {
 
     write("transaction", &txs)?;
     write("block", &blocks)?;
-    write("block_header", &[empty.header, full.header])?;
+    write("block_header", &[empty.header.clone(), full.header.clone()])?;
     write("vote", &votes)?;
     write("proposal", &proposals)?;
     write("commit_certificate", &[certificate])?;
