@@ -397,7 +397,8 @@ mod tests {
             builder = builder.output(out.address, timecoin_types::Amount::from_sat(5_000));
         }
         let tx = builder.sign();
-        let mut block = genesis.block();
+        // A raw block, not a sealed one: the codec must carry whatever body it is given.
+        let mut block = genesis.block().into_block();
         block.transactions = vec![tx.clone(), tx.clone(), tx];
         block
     }

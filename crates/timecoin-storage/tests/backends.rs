@@ -14,10 +14,13 @@ use std::sync::Arc;
 use timecoin_crypto::Hash;
 use timecoin_storage::testing::BlockFactory;
 use timecoin_storage::{
-    AsyncChainStore, BlockStore, ChainDb, ChainStore, ConsensusStateStore, KvEngine, MemoryEngine,
-    SledEngine, StorageConfig, StorageError, UtxoPage, UtxoSyncCheck, WriteBatch,
+    AsyncChainStore, BlockStore, ChainDb, ChainStore, ConsensusStateStore, KvEngine, KvPair,
+    MemoryEngine, SledEngine, StorageConfig, StorageError, UtxoPage, UtxoSyncCheck, WriteBatch,
 };
-use timecoin_types::{Amount, Block, Genesis, OutPoint, TxBuilder, TxId, TxOut, block_utxo_delta};
+use timecoin_types::{
+    Amount, Block, BlockDelta, Genesis, OutPoint, Transaction, TxBuilder, TxId, TxKind, TxOut,
+    WellFormedBlock, block_utxo_delta,
+};
 
 /// Opens stores of one kind; a second `open` sees what the first one wrote.
 trait Backend {
@@ -126,7 +129,7 @@ impl Model {
         Model(genesis.utxos().into_iter().collect())
     }
     fn apply(&mut self, block: &Block) {
-        let (spent, created) = block_utxo_delta(block);
+        let BlockDelta { spent, created } = block_utxo_delta(block).unwrap();
         for op in spent {
             assert!(
                 self.0.remove(&op).is_some(),
@@ -143,7 +146,7 @@ fn apply_blocks<E: KvEngine>(
     model: &mut Model,
     blocks: usize,
     txs: usize,
-) -> Vec<Block> {
+) -> Vec<WellFormedBlock> {
     let mut applied = Vec::new();
     for _ in 0..blocks {
         let (block, cert) = factory.next_block(store, txs).unwrap();
@@ -198,7 +201,7 @@ fn genesis_store_holds_block_zero_its_outputs_and_commitment<B: Backend>(b: &mut
     assert_eq!(tip.height, 0);
     assert_eq!(tip.hash, genesis.block().hash());
     let zero = store.block(0).unwrap().unwrap();
-    assert_eq!(zero.block, genesis.block());
+    assert_eq!(zero.block, *genesis.block());
     assert_eq!(zero.certificate, None, "genesis is final without votes");
     assert_eq!(store.block_by_hash(&tip.hash).unwrap().unwrap(), zero);
     assert_eq!(store.block(1).unwrap(), None);
@@ -217,15 +220,15 @@ fn applied_blocks_move_the_tip_spend_inputs_and_add_outputs<B: Backend>(b: &mut 
     for (i, block) in blocks.iter().enumerate() {
         let height = i as u64 + 1;
         let stored = store.block(height).unwrap().unwrap();
-        assert_eq!(&stored.block, block);
+        assert_eq!(&stored.block, block.block());
         let cert = stored.certificate.unwrap();
         assert_eq!((cert.height, cert.block_hash), (height, block.hash()));
         assert_eq!(store.height_of(&block.hash()).unwrap(), Some(height));
         assert_eq!(
             store.block_by_hash(&block.hash()).unwrap().unwrap().block,
-            *block
+            **block
         );
-        let (spent, created) = block_utxo_delta(block);
+        let BlockDelta { spent, created } = block_utxo_delta(block).unwrap();
         for op in spent {
             assert_eq!(store.utxo(&op).unwrap(), None, "{op} was spent at {height}");
         }
@@ -274,8 +277,9 @@ fn blocks_that_do_not_extend_the_tip_are_refused_without_change<B: Backend>(b: &
     );
 
     // A header committing to a set the block does not produce.
-    let mut lying = block.clone();
+    let mut lying = block.clone().into_block();
     lying.header.utxo_commitment = Hash::from_bytes([9; 32]);
+    let lying = lying.seal();
     let err = store
         .apply_finalized(&lying, &factory.certify(&lying))
         .unwrap_err();
@@ -298,9 +302,9 @@ fn blocks_that_do_not_extend_the_tip_are_refused_without_change<B: Backend>(b: &
             )
             .sign()
     };
-    let mut missing = block.clone();
+    let mut missing = block.clone().into_block();
     missing.transactions = vec![spender(&[missing_outpoint(1)])];
-    missing.header.tx_root = missing.compute_tx_root();
+    let missing = missing.seal();
     let err = store
         .apply_finalized(&missing, &factory.certify(&missing))
         .unwrap_err();
@@ -308,9 +312,9 @@ fn blocks_that_do_not_extend_the_tip_are_refused_without_change<B: Backend>(b: &
 
     // Two transactions spending one output.
     let coin = model.0.keys().next().copied().unwrap();
-    let mut double = block.clone();
+    let mut double = block.clone().into_block();
     double.transactions = vec![spender(&[coin]), spender(&[coin, missing_outpoint(2)])];
-    double.header.tx_root = double.compute_tx_root();
+    let double = double.seal();
     let err = store
         .apply_finalized(&double, &factory.certify(&double))
         .unwrap_err();
@@ -552,6 +556,128 @@ fn flipped_bytes_in_stored_values_are_reported_as_corruption<B: Backend>(b: &mut
     ));
 }
 
+/// Whether an error is the refusal a case expects.
+type Refusal = fn(&StorageError) -> bool;
+
+/// Every record and the block log's length: what "the store is exactly as it was" compares.
+fn raw_contents<E: KvEngine>(store: &ChainDb<E>) -> (Vec<KvPair>, u64) {
+    let records = store.engine().scan(&[], &[0xff; 8], usize::MAX).unwrap();
+    (records, store.engine().log_len().unwrap())
+}
+
+fn a_block_whose_utxo_changes_do_not_add_up_is_refused_and_the_store_is_untouched<B: Backend>(
+    b: &mut B,
+) {
+    let factory = BlockFactory::local(4);
+    let genesis_coins = factory.genesis().utxos();
+    let mut model = Model::at_genesis(factory.genesis());
+    let store = open(b, &factory);
+    // Transactions without inputs: no valid chain has one, but storage does not run the rules, and
+    // these are the ones whose repetition spends nothing twice.
+    let mint = |out: TxOut| Transaction {
+        version: timecoin_types::TX_VERSION,
+        inputs: Vec::new(),
+        outputs: vec![out],
+        kind: TxKind::Transfer,
+    };
+    // Block 1 pays genesis coin 0 into two outputs and mints one; all three stay unspent.
+    let paid = factory.transfer(&genesis_coins[..1], 2).unwrap();
+    let minted_before = mint(paid.outputs[0]);
+    let (block, cert) = factory
+        .seal_block(&store, vec![paid.clone(), minted_before.clone()])
+        .unwrap();
+    store.apply_finalized(&block, &cert).unwrap();
+    model.apply(&block);
+
+    // A spends genesis coin 1; B and C are two different spends of A's first output.
+    let a = factory.transfer(&genesis_coins[1..2], 2).unwrap();
+    let a_first = (
+        OutPoint {
+            txid: a.txid(),
+            vout: 0,
+        },
+        a.outputs[0],
+    );
+    let b_tx = factory.transfer(&[a_first], 1).unwrap();
+    let c_tx = factory.transfer(&[a_first], 2).unwrap();
+    let minted = mint(a.outputs[1]);
+    let mut lying = factory
+        .seal_block(&store, vec![a.clone(), b_tx.clone()])
+        .unwrap()
+        .0
+        .into_block();
+    lying.header.utxo_commitment = Hash::from_bytes([9; 32]);
+
+    let before = raw_contents(&store);
+    let tip = store.tip().unwrap();
+    let cases: Vec<(&str, Block, Refusal)> = vec![
+        (
+            "[A, B, B]: one transaction twice spends A's output twice",
+            factory
+                .unsealed_block(&store, vec![a.clone(), b_tx.clone(), b_tx.clone()])
+                .unwrap(),
+            |e| matches!(e, StorageError::DoubleSpendInBlock { .. }),
+        ),
+        (
+            "[A, M, M]: one transaction twice, without inputs",
+            factory
+                .unsealed_block(&store, vec![a.clone(), minted.clone(), minted])
+                .unwrap(),
+            |e| matches!(e, StorageError::DuplicateTxInBlock { .. }),
+        ),
+        (
+            "[A, B, C]: B and C both spend the output A created",
+            factory
+                .unsealed_block(&store, vec![a.clone(), b_tx.clone(), c_tx])
+                .unwrap(),
+            |e| matches!(e, StorageError::DoubleSpendInBlock { .. }),
+        ),
+        (
+            "block 1's transfer again, its outputs still unspent",
+            factory.unsealed_block(&store, vec![paid]).unwrap(),
+            |e| matches!(e, StorageError::OutputExists { .. }),
+        ),
+        (
+            "block 1's minted output minted again",
+            factory.unsealed_block(&store, vec![minted_before]).unwrap(),
+            |e| matches!(e, StorageError::OutputExists { .. }),
+        ),
+        (
+            "an input the set does not hold",
+            factory.unsealed_block(&store, vec![b_tx.clone()]).unwrap(),
+            |e| matches!(e, StorageError::MissingInput { .. }),
+        ),
+        ("a header committing to another set", lying, |e| {
+            matches!(e, StorageError::CommitmentMismatch { .. })
+        }),
+    ];
+    for (case, block, expected) in cases {
+        let block = block.seal();
+        if !case.starts_with("a header") {
+            // The leader asking for the commitment gets the same refusal as the apply.
+            let err = store.utxo_commitment_after(&block).unwrap_err();
+            assert!(expected(&err), "{case}: utxo_commitment_after said {err}");
+        }
+        let err = store
+            .apply_finalized(&block, &factory.certify(&block))
+            .unwrap_err();
+        assert!(expected(&err), "{case}: refused with {err}");
+        assert_eq!(raw_contents(&store), before, "{case}: the store changed");
+        assert_eq!(store.tip().unwrap(), tip, "{case}");
+    }
+    store.verify_integrity().unwrap();
+    drop(store);
+
+    // Still openable, still whole, and the honest block applies.
+    let store = open(b, &factory);
+    assert_eq!(store.tip().unwrap(), tip);
+    assert_matches_model(&store, &model);
+    let (block, cert) = factory.seal_block(&store, vec![a, b_tx]).unwrap();
+    store.apply_finalized(&block, &cert).unwrap();
+    model.apply(&block);
+    assert_matches_model(&store, &model);
+}
+
 /// The outpoint of the first UTXO record, decoded from its key (`u` ‖ txid ‖ vout BE).
 fn all_utxos_raw_first<E: KvEngine>(store: &ChainDb<E>) -> OutPoint {
     let (key, _) = store.engine().scan(b"u", b"v", 1).unwrap().remove(0);
@@ -693,7 +819,7 @@ fn async_handle_applies_and_reads_on_the_blocking_pool<B: Backend>(b: &mut B) {
             .await
             .unwrap();
         assert_eq!(handle.tip().await.unwrap().hash, block.hash());
-        assert_eq!(handle.block(1).await.unwrap().unwrap().block, block);
+        assert_eq!(handle.block(1).await.unwrap().unwrap().block, *block);
         let page = handle.utxo_page(None, 0).await.unwrap();
         assert_eq!(page.tip.height, 1);
         handle.append_wal(2, b"vote".to_vec()).await.unwrap();
@@ -738,7 +864,7 @@ fn large_values_stay_out_of_sleds_unsynced_blob_files() {
     assert_eq!(files, 0, "sled wrote {files} blob files");
     drop(store);
     let store = open(&mut b, &factory);
-    assert_eq!(store.block(2).unwrap().unwrap().block, blocks[1]);
+    assert_eq!(store.block(2).unwrap().unwrap().block, *blocks[1]);
     assert_eq!(store.replay(0).unwrap(), vec![proposal]);
     assert_matches_model(&store, &model);
 }
@@ -758,6 +884,10 @@ macro_rules! backend_suite {
             #[test]
             fn blocks_that_do_not_extend_the_tip_are_refused_without_change() {
                 super::blocks_that_do_not_extend_the_tip_are_refused_without_change(&mut $new);
+            }
+            #[test]
+            fn a_block_whose_utxo_changes_do_not_add_up_is_refused_and_the_store_is_untouched() {
+                super::a_block_whose_utxo_changes_do_not_add_up_is_refused_and_the_store_is_untouched(&mut $new);
             }
             #[test]
             fn utxo_pages_resume_from_their_cursor_and_verify_against_the_header() {
