@@ -665,7 +665,7 @@ impl<E: KvEngine> BlockStore for ChainDb<E> {
 
     fn block_by_hash(&self, hash: &BlockHash) -> Result<Option<StoredBlock>, StorageError> {
         self.check_halted()?;
-        let Some(height) = self.height_of_hash(hash)? else {
+        let Some(height) = self.height_of(hash)? else {
             return Ok(None);
         };
         let stored = self
@@ -685,7 +685,12 @@ impl<E: KvEngine> BlockStore for ChainDb<E> {
 
     fn height_of(&self, hash: &BlockHash) -> Result<Option<Height>, StorageError> {
         self.check_halted()?;
-        self.height_of_hash(hash)
+        // The tip is read first and only grows, so an entry at or below it belongs to a durable block.
+        // sled shows a batch to readers as soon as it is applied, before the flush that makes it
+        // durable (the tip in memory moves only after): an entry above the tip names a block that is not
+        // final yet, or never will be if the flush fails.
+        let tip = self.state.read().tip.height;
+        Ok(self.height_of_hash(hash)?.filter(|h| *h <= tip))
     }
 }
 

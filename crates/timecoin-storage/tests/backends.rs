@@ -556,6 +556,42 @@ fn flipped_bytes_in_stored_values_are_reported_as_corruption<B: Backend>(b: &mut
     ));
 }
 
+fn a_hash_index_entry_above_the_tip_reads_as_not_found<B: Backend>(b: &mut B) {
+    let factory = BlockFactory::local(4);
+    // A second store on the same chain runs one block ahead; the factory is deterministic, so both
+    // build the same block 1, and the ahead store's index entry for block 2 is the one a commit of
+    // block 2 would write.
+    let ahead = ChainDb::memory(factory.genesis()).unwrap();
+    let mut ahead_model = Model::at_genesis(factory.genesis());
+    let ahead_blocks = apply_blocks(&ahead, &factory, &mut ahead_model, 2, 3);
+    let next = &ahead_blocks[1];
+    let index_key = [&[b'h'][..], next.hash().0.as_bytes()].concat();
+    let index_value = ahead.engine().get(&index_key).unwrap().unwrap();
+
+    let store = open(b, &factory);
+    let mut model = Model::at_genesis(factory.genesis());
+    let applied = apply_blocks(&store, &factory, &mut model, 1, 3);
+    assert_eq!(applied[0].hash(), ahead_blocks[0].hash());
+    // The entry lands in the engine as an applied but not yet durable (or crashed) commit leaves it:
+    // without the block, its certificate or the tip that would make it final.
+    let mut batch = WriteBatch::new();
+    batch.put(index_key, index_value);
+    store.engine().commit(batch).unwrap();
+
+    assert_eq!(store.height_of(&next.hash()).unwrap(), None);
+    assert_eq!(store.block_by_hash(&next.hash()).unwrap(), None);
+    assert_eq!(store.height_of(&applied[0].hash()).unwrap(), Some(1));
+    // Once block 2 is applied for real, the same entry is its index.
+    store.apply_finalized(next, &factory.certify(next)).unwrap();
+    assert_eq!(store.height_of(&next.hash()).unwrap(), Some(2));
+    assert_eq!(
+        store.block_by_hash(&next.hash()).unwrap().unwrap().block,
+        **next
+    );
+    model.apply(next);
+    assert_matches_model(&store, &model);
+}
+
 /// Whether an error is the refusal a case expects.
 type Refusal = fn(&StorageError) -> bool;
 
@@ -888,6 +924,10 @@ macro_rules! backend_suite {
             #[test]
             fn a_block_whose_utxo_changes_do_not_add_up_is_refused_and_the_store_is_untouched() {
                 super::a_block_whose_utxo_changes_do_not_add_up_is_refused_and_the_store_is_untouched(&mut $new);
+            }
+            #[test]
+            fn a_hash_index_entry_above_the_tip_reads_as_not_found() {
+                super::a_hash_index_entry_above_the_tip_reads_as_not_found(&mut $new);
             }
             #[test]
             fn utxo_pages_resume_from_their_cursor_and_verify_against_the_header() {
