@@ -592,6 +592,65 @@ fn a_hash_index_entry_above_the_tip_reads_as_not_found<B: Backend>(b: &mut B) {
     assert_matches_model(&store, &model);
 }
 
+fn a_refused_sync_page_leaves_the_check_as_it_was_and_an_empty_page_must_end_the_set<B: Backend>(
+    b: &mut B,
+) {
+    let factory = BlockFactory::local(4);
+    let store = open(b, &factory);
+    let mut model = Model::at_genesis(factory.genesis());
+    apply_blocks(&store, &factory, &mut model, 2, 10);
+    let tip = store.tip().unwrap();
+    let header = store.block(tip.height).unwrap().unwrap().block.header;
+    let first = store.utxo_page(None, 5).unwrap();
+    let second = store.utxo_page(first.next.as_ref(), 5).unwrap();
+    let rest = store.utxo_page(second.next.as_ref(), 0).unwrap();
+    assert!(second.next.is_some() && rest.next.is_none() && !rest.entries.is_empty());
+
+    // A lying peer's pages, each refused: a cursor that skips ahead, outputs out of order, a first page
+    // claiming another tip.
+    let mut skipping = second.clone();
+    skipping.next = rest.entries.last().map(|(op, _)| *op);
+    let mut reordered = second.clone();
+    reordered.entries.swap(0, 1);
+    let mut elsewhere = first.clone();
+    elsewhere.tip.height += 1;
+    elsewhere.entries.reverse();
+
+    let mut check = UtxoSyncCheck::new();
+    let err = check.add_page(&elsewhere).unwrap_err();
+    assert!(matches!(err, StorageError::BadSyncPage { .. }), "{err}");
+    // The honest pages, fetched again from another peer, are taken as if nothing had happened.
+    check.add_page(&first).unwrap();
+    for forged in [&skipping, &reordered] {
+        let err = check.add_page(forged).unwrap_err();
+        assert!(matches!(err, StorageError::BadSyncPage { .. }), "{err}");
+    }
+    check.add_page(&second).unwrap();
+
+    // An empty page that names a next cursor would have the client ask again forever.
+    let stalling = UtxoPage {
+        tip,
+        entries: Vec::new(),
+        next: second.next,
+    };
+    let err = check.add_page(&stalling).unwrap_err();
+    assert!(matches!(err, StorageError::BadSyncPage { .. }), "{err}");
+    check.add_page(&rest).unwrap();
+    assert_eq!(check.finish(&header).unwrap(), model.0.len() as u64);
+
+    // An empty page that ends the set is the end of it: the empty tail of a set, or an empty set.
+    let mut ends = UtxoSyncCheck::new();
+    ends.add_page(&UtxoPage {
+        next: None,
+        ..stalling
+    })
+    .unwrap();
+    assert!(matches!(
+        ends.add_page(&first),
+        Err(StorageError::BadSyncPage { .. })
+    ));
+}
+
 /// Whether an error is the refusal a case expects.
 type Refusal = fn(&StorageError) -> bool;
 
@@ -928,6 +987,10 @@ macro_rules! backend_suite {
             #[test]
             fn a_hash_index_entry_above_the_tip_reads_as_not_found() {
                 super::a_hash_index_entry_above_the_tip_reads_as_not_found(&mut $new);
+            }
+            #[test]
+            fn a_refused_sync_page_leaves_the_check_as_it_was_and_an_empty_page_must_end_the_set() {
+                super::a_refused_sync_page_leaves_the_check_as_it_was_and_an_empty_page_must_end_the_set(&mut $new);
             }
             #[test]
             fn utxo_pages_resume_from_their_cursor_and_verify_against_the_header() {
