@@ -11,6 +11,7 @@
 //! | `c` ‖ height (BE) | its [`CommitCertificate`] (absent for genesis) |
 //! | `h` ‖ block hash | its height |
 //! | `m` `t` | the [`TipRecord`]: genesis, tip, UTXO count and multiset-hash state |
+//! | `m` `p` | the WAL's prune floor: the highest height any `prune_below` has pruned below (BE) |
 //! | `s` | the last-signed consensus state (opaque) |
 //! | `w` ‖ height (BE) ‖ sequence (BE) ‖ piece (BE) | one consensus WAL entry (opaque), in pieces |
 //!
@@ -30,6 +31,7 @@ pub(crate) const CERTIFICATE: u8 = b'c';
 pub(crate) const HASH_INDEX: u8 = b'h';
 pub(crate) const WAL: u8 = b'w';
 pub(crate) const TIP_KEY: &[u8] = b"mt";
+pub(crate) const WAL_PRUNED_KEY: &[u8] = b"mp";
 pub(crate) const SIGNED_KEY: &[u8] = b"s";
 
 /// Bytes of checksum appended to every value: 64 bits make an undetected random corruption a 2⁻⁶⁴ event.
@@ -119,6 +121,17 @@ pub(crate) fn wal_piece(key: &[u8]) -> Result<(u64, bool), StorageError> {
         .map(u32::from_be_bytes)
         .ok_or_else(bad)?;
     Ok((seq, index == 0))
+}
+
+/// The height a WAL piece key is logged under (its key was checked by [`wal_piece`]).
+pub(crate) fn wal_height(key: &[u8]) -> Result<Height, StorageError> {
+    key.get(1..9)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| StorageError::Corruption {
+            what: "WAL key",
+            detail: format!("{} bytes, too short for a height", key.len()),
+        })
 }
 
 /// Payload bytes a WAL piece holds (its value less the checksum, and less the piece count on a first
@@ -324,9 +337,21 @@ pub(crate) fn open_certificate(
 }
 
 pub(crate) fn open_height(key: &[u8], value: &[u8]) -> Result<Height, StorageError> {
-    let payload = open("block hash index", key, value)?;
+    open_u64("block hash index", key, value)
+}
+
+pub(crate) fn seal_wal_pruned(height: Height) -> Vec<u8> {
+    seal(WAL_PRUNED_KEY, height.to_be_bytes().to_vec())
+}
+
+pub(crate) fn open_wal_pruned(value: &[u8]) -> Result<Height, StorageError> {
+    open_u64("WAL prune floor", WAL_PRUNED_KEY, value)
+}
+
+fn open_u64(what: &'static str, key: &[u8], value: &[u8]) -> Result<u64, StorageError> {
+    let payload = open(what, key, value)?;
     let bytes: [u8; 8] = payload.try_into().map_err(|_| StorageError::Corruption {
-        what: "block hash index",
+        what,
         detail: format!("{} bytes, expected 8", payload.len()),
     })?;
     Ok(u64::from_be_bytes(bytes))

@@ -651,6 +651,107 @@ fn a_refused_sync_page_leaves_the_check_as_it_was_and_an_empty_page_must_end_the
     ));
 }
 
+/// An engine that dies after a number of commits: every later commit fails without writing anything,
+/// as the process would if it had been killed before it.
+struct DiesAfterCommits {
+    inner: Arc<MemoryEngine>,
+    commits_left: std::sync::atomic::AtomicU64,
+}
+
+impl KvEngine for DiesAfterCommits {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(key)
+    }
+    fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        use std::sync::atomic::Ordering;
+        self.commits_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .map_err(|_| StorageError::Backend {
+                reason: "the process died".into(),
+            })?;
+        self.inner.commit(batch)
+    }
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KvPair>, StorageError> {
+        self.inner.scan(from, to, limit)
+    }
+    fn flush(&self) -> Result<(), StorageError> {
+        self.inner.flush()
+    }
+    fn append_log(&self, bytes: &[u8]) -> Result<u64, StorageError> {
+        self.inner.append_log(bytes)
+    }
+    fn read_log(&self, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+        self.inner.read_log(offset, len)
+    }
+    fn log_len(&self) -> Result<u64, StorageError> {
+        self.inner.log_len()
+    }
+    fn truncate_log(&self, len: u64) -> Result<(), StorageError> {
+        self.inner.truncate_log(len)
+    }
+}
+
+#[test]
+fn replay_skips_the_tail_of_an_entry_that_a_crashed_prune_left_below_its_height() {
+    let factory = BlockFactory::local(4);
+    let memory = Arc::new(MemoryEngine::new());
+    let engine = Arc::new(DiesAfterCommits {
+        inner: Arc::clone(&memory),
+        commits_left: std::sync::atomic::AtomicU64::new(u64::MAX),
+    });
+    let store = ChainDb::open(Arc::clone(&engine), &test_config(), factory.genesis()).unwrap();
+    // Three 6 MiB proposals at height 3 are 4608 pieces: more than one prune batch (4096 pieces), so
+    // the batch boundary falls inside the third.
+    let proposal = |tag: u8| vec![tag; 6 * 1024 * 1024];
+    for tag in 1..=3 {
+        store.append_wal(3, &proposal(tag)).unwrap();
+    }
+    store.append_wal(7, b"kept").unwrap();
+    // The process dies after the prune's first batch is durable.
+    engine
+        .commits_left
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    assert!(store.prune_below(5).is_err());
+    drop(store);
+    let pieces_at_3 = memory
+        .scan(b"w", &[&b"w"[..], &4u64.to_be_bytes()].concat(), usize::MAX)
+        .unwrap()
+        .len();
+    assert!(
+        pieces_at_3 > 0 && pieces_at_3 < 1536,
+        "{pieces_at_3} pieces of the third proposal are left"
+    );
+
+    let store = ChainDb::open(Arc::clone(&memory), &test_config(), factory.genesis()).unwrap();
+    assert_eq!(store.replay(0).unwrap(), vec![b"kept".to_vec()]);
+    assert_eq!(store.replay(3).unwrap(), vec![b"kept".to_vec()]);
+    // Pruning again finishes the job.
+    store.prune_below(5).unwrap();
+    assert_eq!(memory.scan(b"w", b"x", usize::MAX).unwrap().len(), 1);
+    assert_eq!(store.replay(0).unwrap(), vec![b"kept".to_vec()]);
+
+    // Above the prune floor a missing first piece is still damage, never skipped.
+    store.append_wal(8, &proposal(4)).unwrap();
+    let first_piece = [
+        &b"w"[..],
+        &8u64.to_be_bytes(),
+        &4u64.to_be_bytes(),
+        &0u32.to_be_bytes(),
+    ]
+    .concat();
+    assert!(memory.get(&first_piece).unwrap().is_some());
+    let mut batch = WriteBatch::new();
+    batch.delete(first_piece);
+    memory.commit(batch).unwrap();
+    assert!(matches!(
+        store.replay(0),
+        Err(StorageError::Corruption {
+            what: "WAL entry",
+            ..
+        })
+    ));
+}
+
 /// Whether an error is the refusal a case expects.
 type Refusal = fn(&StorageError) -> bool;
 
