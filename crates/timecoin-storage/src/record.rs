@@ -201,7 +201,7 @@ pub(crate) fn open_txout(key: &[u8], value: &[u8]) -> Result<TxOut, StorageError
 /// sled 0.34 writes any log item over about 128 KiB (a quarter of its 512 KiB segment) to a separate blob
 /// file that it never fsyncs, so such an item survives a process crash but not a power loss. Items are
 /// values, but also whole tree nodes when sled consolidates one, and a leaf holds up to 16 entries before
-/// it splits. Pieces of 4 KiB keep a leaf of pieces near 64 KiB, inside the log that `flush` does fsync
+/// it splits. Pieces of 4 KiB keep a leaf of pieces near 64 KiB, inside the log that the engine syncs
 /// (`large_values_stay_out_of_sleds_unsynced_blob_files` checks it). Block bodies, the largest values,
 /// do not go to sled at all but to the engine's append-only log.
 pub(crate) const PIECE_BYTES: usize = 4 * 1024;
