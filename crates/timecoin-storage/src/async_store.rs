@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use timecoin_types::{Block, BlockHash, CommitCertificate, Height, OutPoint, TxOut};
+use timecoin_types::{BlockHash, CommitCertificate, Height, OutPoint, TxOut, WellFormedBlock};
 
 use crate::{
     ChainStore, ChainTip, ConsensusStateStore, StorageError, StoredBlock, UtxoPage, UtxoState,
@@ -60,7 +60,7 @@ impl<S: ChainStore + 'static> AsyncChainStore<S> {
     /// [`ChainStore::apply_finalized`]: resolves once the block is durable.
     pub async fn apply_finalized(
         &self,
-        block: Arc<Block>,
+        block: Arc<WellFormedBlock>,
         certificate: CommitCertificate,
     ) -> Result<(), StorageError> {
         self.run(move |s| s.apply_finalized(&block, &certificate))

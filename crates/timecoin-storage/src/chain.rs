@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use timecoin_crypto::{Hash, LtHash};
 use timecoin_types::{
-    Block, BlockHash, CommitCertificate, Genesis, Height, OutPoint, TxOut, TypesError, UtxoView,
-    Wire, block_utxo_delta,
+    Block, BlockDelta, BlockHash, CommitCertificate, Genesis, Height, OutPoint, TxOut, TypesError,
+    UtxoView, WellFormedBlock, Wire, block_utxo_delta,
 };
 use tracing::{debug, error, info};
 
@@ -190,7 +190,7 @@ impl<E: KvEngine> ChainDb<E> {
     fn initialise(
         engine: &E,
         genesis: &Genesis,
-        genesis_block: &Block,
+        genesis_block: &WellFormedBlock,
     ) -> Result<TipRecord, StorageError> {
         let utxos = genesis.utxos();
         let hash = genesis_block.hash();
@@ -212,7 +212,7 @@ impl<E: KvEngine> ChainDb<E> {
             let value = record::seal_txout(&key, out);
             batch.put(key, value);
         }
-        put_block(&mut batch, genesis_block, body, None);
+        put_block(&mut batch, genesis_block, hash, body, None);
         batch.put(record::TIP_KEY.to_vec(), record::seal_tip(&tip));
         engine.commit(batch)?;
         info!(genesis = %hash, utxos = utxos.len(), "storage initialised from genesis");
@@ -285,11 +285,29 @@ impl<E: KvEngine> ChainDb<E> {
         }
     }
 
-    /// The spent outputs a block consumes (with their values) and the outputs it creates, refusing a
-    /// double spend or a missing input.
+    /// The spent outputs a block consumes (with their values) and the outputs it creates, refusing any
+    /// block whose changes would leave the set, its count and its multiset hash disagreeing: a repeated
+    /// transaction, an outpoint spent twice, an output created that is already unspent, and an input
+    /// the set does not hold. Signatures and amounts are consensus's business, not checked here.
     fn resolve_delta(&self, state: &ChainState, block: &Block) -> Result<UtxoDelta, StorageError> {
         let height = block.header.height;
-        let (spent_ops, created) = block_utxo_delta(block);
+        let BlockDelta {
+            spent: spent_ops,
+            created,
+        } = block_utxo_delta(block).map_err(|e| refused_delta(height, e))?;
+        // Created outputs first: a transaction replayed from an earlier block is then reported as what it
+        // is, rather than by the inputs its first inclusion already spent. Writing an output that is
+        // already unspent would count and hash it twice: the store would not reopen.
+        for (op, _) in &created {
+            if self.lookup(state, op)?.is_some() {
+                return Err(StorageError::OutputExists {
+                    height,
+                    outpoint: *op,
+                });
+            }
+        }
+        // `block_utxo_delta` promises each outpoint once; the set's consistency should not rest on another
+        // crate's promise alone, and the check costs little next to the lookups.
         let mut seen = HashSet::with_capacity(spent_ops.len());
         let mut spent = Vec::with_capacity(spent_ops.len());
         for op in spent_ops {
@@ -559,11 +577,11 @@ fn append_body<E: KvEngine>(
 fn put_block(
     batch: &mut WriteBatch,
     block: &Block,
+    hash: BlockHash,
     body: record::BodyRef,
     certificate: Option<&CommitCertificate>,
 ) {
     let height = block.header.height;
-    let hash = block.hash();
     let key = record::height_key(record::BLOCK, height);
     let value = record::seal_body_ref(&key, body);
     batch.put(key, value);
@@ -647,7 +665,7 @@ impl<E: KvEngine> BlockStore for ChainDb<E> {
 
     fn block_by_hash(&self, hash: &BlockHash) -> Result<Option<StoredBlock>, StorageError> {
         self.check_halted()?;
-        let Some(height) = self.height_of_hash(hash)? else {
+        let Some(height) = self.height_of(hash)? else {
             return Ok(None);
         };
         let stored = self
@@ -667,7 +685,12 @@ impl<E: KvEngine> BlockStore for ChainDb<E> {
 
     fn height_of(&self, hash: &BlockHash) -> Result<Option<Height>, StorageError> {
         self.check_halted()?;
-        self.height_of_hash(hash)
+        // The tip is read first and only grows, so an entry at or below it belongs to a durable block.
+        // sled shows a batch to readers as soon as it is applied, before the flush that makes it
+        // durable (the tip in memory moves only after): an entry above the tip names a block that is not
+        // final yet, or never will be if the flush fails.
+        let tip = self.state.read().tip.height;
+        Ok(self.height_of_hash(hash)?.filter(|h| *h <= tip))
     }
 }
 
@@ -680,14 +703,15 @@ impl<E: KvEngine> UtxoView for ChainDb<E> {
 impl<E: KvEngine> ChainStore for ChainDb<E> {
     fn apply_finalized(
         &self,
-        block: &Block,
+        block: &WellFormedBlock,
         certificate: &CommitCertificate,
     ) -> Result<(), StorageError> {
         let _writer = self.writer.lock();
         self.check_halted()?;
         let header = &block.header;
         let hash = block.hash();
-        let tx_root = block.compute_tx_root();
+        // The type checked the root against the body, so it stands for the transactions.
+        let tx_root = header.tx_root;
         let tip = self.state.read().tip.clone();
         if header.height != tip.height + 1 || header.parent != tip.hash {
             return Err(StorageError::NotNextBlock {
@@ -758,7 +782,7 @@ impl<E: KvEngine> ChainStore for ChainDb<E> {
             let value = record::seal_txout(&key, out);
             batch.put(key, value);
         }
-        put_block(&mut batch, block, body, Some(certificate));
+        put_block(&mut batch, block, hash, body, Some(certificate));
         batch.put(record::TIP_KEY.to_vec(), record::seal_tip(&new_tip));
 
         let mut state = self.state.write();
@@ -800,7 +824,7 @@ impl<E: KvEngine> ChainStore for ChainDb<E> {
         })
     }
 
-    fn utxo_commitment_after(&self, block: &Block) -> Result<Hash, StorageError> {
+    fn utxo_commitment_after(&self, block: &WellFormedBlock) -> Result<Hash, StorageError> {
         self.check_halted()?;
         let state = self.state.read();
         let parent = state.tip.hash;
@@ -811,7 +835,7 @@ impl<E: KvEngine> ChainStore for ChainDb<E> {
         let commitment = hash.checksum();
         *self.pending.lock() = Some(PendingApply {
             parent,
-            tx_root: block.compute_tx_root(),
+            tx_root: block.header.tx_root,
             delta,
             hash,
         });
@@ -822,5 +846,40 @@ impl<E: KvEngine> ChainStore for ChainDb<E> {
         self.check_halted()?;
         let state = self.state.read();
         self.page(&state, after, limit)
+    }
+}
+
+/// Names the rule a block's body broke when its UTXO changes could not be worked out.
+fn refused_delta(height: Height, err: TypesError) -> StorageError {
+    match err {
+        TypesError::DuplicateTxInBlock {
+            first,
+            second,
+            txid,
+        } => StorageError::DuplicateTxInBlock {
+            height,
+            first,
+            second,
+            txid,
+        },
+        TypesError::ConflictInBlock { outpoint, .. } => {
+            StorageError::DoubleSpendInBlock { height, outpoint }
+        }
+        TypesError::InvalidBlockTx { index, source } => match *source {
+            TypesError::DuplicateInput { outpoint, .. } => {
+                StorageError::DoubleSpendInBlock { height, outpoint }
+            }
+            other => StorageError::InconsistentBlock {
+                height,
+                source: TypesError::InvalidBlockTx {
+                    index,
+                    source: Box::new(other),
+                },
+            },
+        },
+        other => StorageError::InconsistentBlock {
+            height,
+            source: other,
+        },
     }
 }

@@ -2,8 +2,10 @@
 
 use timecoin_types::Height;
 
+use tracing::debug;
+
 use crate::chain::{SCAN_CHUNK, successor};
-use crate::engine::{KvEngine, WriteBatch};
+use crate::engine::{KvEngine, KvPair, WriteBatch};
 use crate::record;
 use crate::{ChainDb, ConsensusStateStore, StorageError};
 
@@ -17,6 +19,9 @@ pub(crate) struct WalState {
     pub(crate) next_seq: u64,
     pub(crate) entries: u64,
     pub(crate) bytes: u64,
+    /// The highest height a prune has deleted below: pieces under it that lack their entry's first
+    /// piece are what a prune interrupted by a crash left, not damage.
+    pub(crate) pruned_below: Height,
 }
 
 /// Walks the WAL once at open: its entries, payload bytes and the next sequence number.
@@ -25,6 +30,10 @@ pub(crate) fn count_wal<E: KvEngine>(engine: &E) -> Result<WalState, StorageErro
         next_seq: 0,
         entries: 0,
         bytes: 0,
+        pruned_below: match engine.get(record::WAL_PRUNED_KEY)? {
+            Some(value) => record::open_wal_pruned(&value)?,
+            None => 0,
+        },
     };
     let from = [record::WAL];
     let to = [record::WAL + 1];
@@ -108,13 +117,15 @@ impl<E: KvEngine> ConsensusStateStore for ChainDb<E> {
 
     fn replay(&self, from_height: Height) -> Result<Vec<Vec<u8>>, StorageError> {
         self.check_halted()?;
-        let _wal = self.wal.lock();
+        let wal = self.wal.lock();
+        let pruned_below = wal.pruned_below;
         let to = [record::WAL + 1];
         let mut start = record::wal_key(from_height, 0);
         let mut out = Vec::new();
-        // Pieces of one entry are adjacent; an entry may straddle two scans.
-        let mut entry: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        let finish = |entry: &mut Vec<(Vec<u8>, Vec<u8>)>, out: &mut Vec<Vec<u8>>| {
+        // Pieces of one entry are adjacent (they share the key's first bytes); an entry may straddle
+        // two scans.
+        let mut entry: Vec<KvPair> = Vec::new();
+        let finish = |entry: &mut Vec<KvPair>, out: &mut Vec<Vec<u8>>| {
             let Some((first, _)) = entry.first() else {
                 return Ok(());
             };
@@ -122,7 +133,17 @@ impl<E: KvEngine> ConsensusStateStore for ChainDb<E> {
                 .get(..record::WAL_ENTRY_KEY_LEN)
                 .unwrap_or(first)
                 .to_vec();
-            if let Some(bytes) = record::open_pieces("WAL entry", &base, entry)? {
+            let (_, starts_entry) = record::wal_piece(first)?;
+            let height = record::wal_height(first)?;
+            if !starts_entry && height < pruned_below {
+                // A prune deletes pieces in key order, batch by batch: a crash between two batches
+                // leaves the tail of an entry it had begun to delete. That entry was pruned.
+                debug!(
+                    height,
+                    pieces = entry.len(),
+                    "skipping the rest of a WAL entry a pruning left"
+                );
+            } else if let Some(bytes) = record::open_pieces("WAL entry", &base, entry)? {
                 out.push(bytes);
             }
             entry.clear();
@@ -135,20 +156,24 @@ impl<E: KvEngine> ConsensusStateStore for ChainDb<E> {
             };
             start = successor(last_key);
             for (key, value) in chunk {
-                let (_, first) = record::wal_piece(&key)?;
-                if first {
+                record::wal_piece(&key)?;
+                let same_entry = entry.first().is_some_and(|(k, _)| {
+                    k.get(..record::WAL_ENTRY_KEY_LEN) == key.get(..record::WAL_ENTRY_KEY_LEN)
+                });
+                if !same_entry {
                     finish(&mut entry, &mut out)?;
                 }
                 entry.push((key, value));
             }
         }
         finish(&mut entry, &mut out)?;
+        drop(wal);
         Ok(out)
     }
 
-    /// Deletes in batches of up to 4096 pieces. A crash midway leaves a prefix pruned, possibly with one
-    /// entry below `height` cut short (a replay from below `height` would report it as corruption); a
-    /// repeated call finishes the job.
+    /// Deletes in batches of up to 4096 pieces. The first batch also records `height` as the prune
+    /// floor, so a crash midway, which leaves a prefix pruned and possibly one entry below `height` cut
+    /// short, leaves nothing that replay mistakes for damage; a repeated call finishes the job.
     fn prune_below(&self, height: Height) -> Result<(), StorageError> {
         self.check_halted()?;
         let mut wal = self.wal.lock();
@@ -159,7 +184,14 @@ impl<E: KvEngine> ConsensusStateStore for ChainDb<E> {
             if chunk.is_empty() {
                 return Ok(());
             }
-            let mut batch = WriteBatch::with_capacity(chunk.len());
+            let mut batch = WriteBatch::with_capacity(chunk.len() + 1);
+            let raise_floor = height > wal.pruned_below;
+            if raise_floor {
+                batch.put(
+                    record::WAL_PRUNED_KEY.to_vec(),
+                    record::seal_wal_pruned(height),
+                );
+            }
             let mut freed = 0u64;
             let mut removed = 0u64;
             for (key, value) in chunk {
@@ -169,6 +201,9 @@ impl<E: KvEngine> ConsensusStateStore for ChainDb<E> {
                 batch.delete(key);
             }
             self.commit(batch)?;
+            if raise_floor {
+                wal.pruned_below = height;
+            }
             wal.entries = wal.entries.saturating_sub(removed);
             wal.bytes = wal.bytes.saturating_sub(freed);
         }

@@ -227,13 +227,18 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// sled 0.34 on disk.
 ///
 /// A batch is one `apply_batch` on a single tree (sled makes a batch on one tree atomic across crashes)
-/// followed by `flush`, which returns once sled's log is fsynced. The append-only log of block bodies is
-/// a plain file, [`BLOCK_LOG_FILE`], in the same directory: bodies are large and written once, which is
-/// what sled's log-structured tree handles worst (measured: each 1000-transaction block's body in sled
-/// added 5–9 ms to its batch, growing with the database). Calls block: from async code go through
-/// [`AsyncChainStore`](crate::AsyncChainStore), which runs them on the blocking pool.
+/// followed by sled's `flush` and then an `fdatasync` of sled's data file, [`SLED_DATA_FILE`]. sled's
+/// own flush does not make the write durable on Linux: it ends in `sync_file_range`, which waits for the
+/// pages to be written but persists neither the file's metadata (its length, as the log grows) nor the
+/// drive's write cache. The append-only log of block bodies is a plain file, [`BLOCK_LOG_FILE`], in the
+/// same directory: bodies are large and written once, which is what sled's log-structured tree handles
+/// worst (measured: each 1000-transaction block's body in sled added 5–9 ms to its batch, growing with
+/// the database). Calls block: from async code go through [`AsyncChainStore`](crate::AsyncChainStore),
+/// which runs them on the blocking pool.
 pub struct SledEngine {
     db: sled::Db,
+    /// sled's data file, opened once so each durable flush costs one `fdatasync` and no `open`.
+    data_file: std::fs::File,
     log: BlockLogFile,
 }
 
@@ -246,6 +251,8 @@ impl std::fmt::Debug for SledEngine {
 impl SledEngine {
     /// Opens (creating if missing) a database in `path` with the config's cache, flush interval and mode.
     pub fn open(path: &Path, config: &StorageConfig) -> Result<Self, StorageError> {
+        let new_dir = !path.exists();
+        let new_db = !path.join(SLED_DATA_FILE).exists();
         let mode = match config.mode {
             ThroughputMode::HighThroughput => sled::Mode::HighThroughput,
             ThroughputMode::LowSpace => sled::Mode::LowSpace,
@@ -272,8 +279,35 @@ impl SledEngine {
                 other => break other.map_err(|e| sled_error("opening the sled database", e))?,
             }
         };
+        // Read access is enough: fdatasync acts on the file, whichever descriptor names it.
+        let data_file = std::fs::File::open(path.join(SLED_DATA_FILE)).map_err(|e| {
+            StorageError::io(
+                "opening sled's data file to sync it (sled 0.34 keeps it in <dir>/db)",
+                e,
+            )
+        })?;
         let log = BlockLogFile::open(&path.join(BLOCK_LOG_FILE))?;
-        Ok(SledEngine { db, log })
+        if new_db {
+            // sled syncs neither the files it creates nor the directory naming them: a power loss right
+            // after creation could forget the database (and its config) while a genesis batch was
+            // acknowledged.
+            sync_path(&path.join(SLED_CONFIG_FILE), "syncing sled's config file")?;
+            data_file
+                .sync_all()
+                .map_err(|e| StorageError::io("syncing sled's new data file", e))?;
+            sync_path(path, "syncing the database directory")?;
+        }
+        if new_dir {
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            sync_path(
+                parent,
+                "syncing the directory holding the database directory",
+            )?;
+        }
+        Ok(SledEngine { db, data_file, log })
     }
 
     /// Bytes sled occupies on disk.
@@ -334,10 +368,12 @@ impl KvEngine for SledEngine {
     }
 
     fn flush(&self) -> Result<(), StorageError> {
-        self.db
-            .flush()
-            .map(|_| ())
-            .map_err(|e| sled_error("flushing", e))
+        self.db.flush().map_err(|e| sled_error("flushing", e))?;
+        // sled's flush ends in sync_file_range on Linux (see the type's docs); this is what makes it
+        // durable.
+        self.data_file
+            .sync_data()
+            .map_err(|e| StorageError::io("syncing sled's data file", e))
     }
 
     fn append_log(&self, bytes: &[u8]) -> Result<u64, StorageError> {
@@ -360,6 +396,20 @@ impl KvEngine for SledEngine {
 /// Name of the block log beside sled's files.
 pub const BLOCK_LOG_FILE: &str = "blocks.log";
 
+/// The file in which sled 0.34 keeps its whole log (every segment), in the database directory
+/// (`sled::Config::db_path`).
+pub const SLED_DATA_FILE: &str = "db";
+
+/// The file in which sled 0.34 keeps its storage parameters, written once at creation without a sync.
+const SLED_CONFIG_FILE: &str = "conf";
+
+/// `fsync`s a file or directory by path.
+fn sync_path(path: &Path, context: &'static str) -> Result<(), StorageError> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| StorageError::io(context, e))
+}
+
 /// An append-only file: appended under a lock, fsynced (`sync_data`) before an append returns, read at
 /// offsets without the lock.
 struct BlockLogFile {
@@ -381,9 +431,7 @@ impl BlockLogFile {
         if !existed {
             // The file's directory entry must be durable too, or a power loss could forget the file.
             if let Some(dir) = path.parent() {
-                std::fs::File::open(dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(|e| StorageError::io("syncing the block log's directory", e))?;
+                sync_path(dir, "syncing the block log's directory")?;
             }
         }
         let len = file

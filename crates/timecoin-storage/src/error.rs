@@ -1,7 +1,7 @@
 //! The one error type of this crate.
 
 use timecoin_crypto::Hash;
-use timecoin_types::{BlockHash, Height, OutPoint, TypesError};
+use timecoin_types::{BlockHash, Height, OutPoint, TxId, TypesError};
 
 /// Everything that can go wrong in storage.
 ///
@@ -91,13 +91,48 @@ pub enum StorageError {
         /// The outpoint.
         outpoint: OutPoint,
     },
-    /// A finalized block spends one output twice.
+    /// A finalized block spends one output twice: two of its transactions, one input repeated, or two
+    /// spends of an output created earlier in the same block. Nothing was written.
     #[error("block at height {height} spends {outpoint} twice")]
     DoubleSpendInBlock {
         /// The block's height.
         height: Height,
         /// The outpoint.
         outpoint: OutPoint,
+    },
+    /// A finalized block holds one transaction twice, which would create its outputs twice. Nothing was
+    /// written.
+    #[error(
+        "block at height {height} holds transaction {txid} twice (positions {first} and {second})"
+    )]
+    DuplicateTxInBlock {
+        /// The block's height.
+        height: Height,
+        /// Earlier position in the block.
+        first: usize,
+        /// Later position.
+        second: usize,
+        /// The transaction's id.
+        txid: TxId,
+    },
+    /// A finalized block creates an output that is already unspent (a transaction whose id is that of one
+    /// whose outputs are still in the set, such as a transaction included again), which would count it
+    /// twice. Nothing was written.
+    #[error("block at height {height} creates {outpoint}, which is already in the UTXO set")]
+    OutputExists {
+        /// The block's height.
+        height: Height,
+        /// The outpoint.
+        outpoint: OutPoint,
+    },
+    /// A finalized block's UTXO changes cannot be worked out for another reason `source` names. Nothing
+    /// was written.
+    #[error("block at height {height} cannot be applied to the UTXO set: {source}")]
+    InconsistentBlock {
+        /// The block's height.
+        height: Height,
+        /// The rule it broke.
+        source: TypesError,
     },
     /// The UTXO set after the block does not hash to the commitment in its header.
     #[error(

@@ -25,9 +25,10 @@
 //!     .output(out.address, change)
 //!     .sign();
 //!
-//! // The leader fills in the commitment the store computes for the block.
+//! // The leader seals the body into the header (transaction and witness roots), asks the store for the
+//! // commitment the block leaves, writes it in, and seals again.
 //! let tip = store.tip()?;
-//! let mut block = Block {
+//! let draft = Block {
 //!     header: BlockHeader {
 //!         chain_id: genesis.params.chain_id,
 //!         height: 1,
@@ -36,12 +37,15 @@
 //!         timestamp_ms: genesis.timestamp_ms + 1_000,
 //!         proposer: alice.public_key(),
 //!         tx_root: Hash::ZERO,
+//!         witness_root: Hash::ZERO,
 //!         utxo_commitment: Hash::ZERO,
 //!     },
 //!     transactions: vec![tx.clone()],
-//! };
-//! block.header.tx_root = block.compute_tx_root();
-//! block.header.utxo_commitment = store.utxo_commitment_after(&block)?;
+//! }
+//! .seal();
+//! let mut block = draft.clone().into_block();
+//! block.header.utxo_commitment = store.utxo_commitment_after(&draft)?;
+//! let block = block.seal();
 //!
 //! // Consensus finalizes it: Commit votes from the validators form the certificate.
 //! let mut signatures: Vec<_> = (0..4)

@@ -11,6 +11,7 @@
 //! | `c` ‖ height (BE) | its [`CommitCertificate`] (absent for genesis) |
 //! | `h` ‖ block hash | its height |
 //! | `m` `t` | the [`TipRecord`]: genesis, tip, UTXO count and multiset-hash state |
+//! | `m` `p` | the WAL's prune floor: the highest height any `prune_below` has pruned below (BE) |
 //! | `s` | the last-signed consensus state (opaque) |
 //! | `w` ‖ height (BE) ‖ sequence (BE) ‖ piece (BE) | one consensus WAL entry (opaque), in pieces |
 //!
@@ -30,6 +31,7 @@ pub(crate) const CERTIFICATE: u8 = b'c';
 pub(crate) const HASH_INDEX: u8 = b'h';
 pub(crate) const WAL: u8 = b'w';
 pub(crate) const TIP_KEY: &[u8] = b"mt";
+pub(crate) const WAL_PRUNED_KEY: &[u8] = b"mp";
 pub(crate) const SIGNED_KEY: &[u8] = b"s";
 
 /// Bytes of checksum appended to every value: 64 bits make an undetected random corruption a 2⁻⁶⁴ event.
@@ -121,6 +123,17 @@ pub(crate) fn wal_piece(key: &[u8]) -> Result<(u64, bool), StorageError> {
     Ok((seq, index == 0))
 }
 
+/// The height a WAL piece key is logged under (its key was checked by [`wal_piece`]).
+pub(crate) fn wal_height(key: &[u8]) -> Result<Height, StorageError> {
+    key.get(1..9)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| StorageError::Corruption {
+            what: "WAL key",
+            detail: format!("{} bytes, too short for a height", key.len()),
+        })
+}
+
 /// Payload bytes a WAL piece holds (its value less the checksum, and less the piece count on a first
 /// piece), for the log's byte bound.
 pub(crate) fn wal_piece_payload_len(value: &[u8], first: bool) -> u64 {
@@ -188,7 +201,7 @@ pub(crate) fn open_txout(key: &[u8], value: &[u8]) -> Result<TxOut, StorageError
 /// sled 0.34 writes any log item over about 128 KiB (a quarter of its 512 KiB segment) to a separate blob
 /// file that it never fsyncs, so such an item survives a process crash but not a power loss. Items are
 /// values, but also whole tree nodes when sled consolidates one, and a leaf holds up to 16 entries before
-/// it splits. Pieces of 4 KiB keep a leaf of pieces near 64 KiB, inside the log that `flush` does fsync
+/// it splits. Pieces of 4 KiB keep a leaf of pieces near 64 KiB, inside the log that the engine syncs
 /// (`large_values_stay_out_of_sleds_unsynced_blob_files` checks it). Block bodies, the largest values,
 /// do not go to sled at all but to the engine's append-only log.
 pub(crate) const PIECE_BYTES: usize = 4 * 1024;
@@ -324,9 +337,21 @@ pub(crate) fn open_certificate(
 }
 
 pub(crate) fn open_height(key: &[u8], value: &[u8]) -> Result<Height, StorageError> {
-    let payload = open("block hash index", key, value)?;
+    open_u64("block hash index", key, value)
+}
+
+pub(crate) fn seal_wal_pruned(height: Height) -> Vec<u8> {
+    seal(WAL_PRUNED_KEY, height.to_be_bytes().to_vec())
+}
+
+pub(crate) fn open_wal_pruned(value: &[u8]) -> Result<Height, StorageError> {
+    open_u64("WAL prune floor", WAL_PRUNED_KEY, value)
+}
+
+fn open_u64(what: &'static str, key: &[u8], value: &[u8]) -> Result<u64, StorageError> {
+    let payload = open(what, key, value)?;
     let bytes: [u8; 8] = payload.try_into().map_err(|_| StorageError::Corruption {
-        what: "block hash index",
+        what,
         detail: format!("{} bytes, expected 8", payload.len()),
     })?;
     Ok(u64::from_be_bytes(bytes))
@@ -397,7 +422,8 @@ mod tests {
             builder = builder.output(out.address, timecoin_types::Amount::from_sat(5_000));
         }
         let tx = builder.sign();
-        let mut block = genesis.block();
+        // A raw block, not a sealed one: the codec must carry whatever body it is given.
+        let mut block = genesis.block().into_block();
         block.transactions = vec![tx.clone(), tx.clone(), tx];
         block
     }
@@ -469,6 +495,136 @@ mod tests {
             open_body_ref(&key, &seal_body_ref(&key, huge)),
             Err(StorageError::Corruption { .. })
         ));
+    }
+
+    /// A fixture digest of records: each key and value with its length, so a change in where a byte
+    /// sits shows as well as a change in the byte.
+    fn fingerprint(records: &[(Vec<u8>, Vec<u8>)]) -> String {
+        let mut bytes = Vec::new();
+        for (key, value) in records {
+            bytes.extend_from_slice(&(key.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(key);
+            bytes.extend_from_slice(&(value.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(value);
+        }
+        timecoin_crypto::hash(
+            timecoin_crypto::HashDomain::Custom("timecoin test fixture"),
+            &bytes,
+        )
+        .to_hex()
+    }
+
+    #[test]
+    #[allow(clippy::print_stdout)]
+    fn the_on_disk_format_of_known_records_does_not_change() {
+        // Every value here is fixed (Ed25519 signing is deterministic, the genesis is the local one). A
+        // failure means stores written before the change no longer open, or open into something else:
+        // update the fixtures only for a deliberate format change, with a migration.
+        let genesis = timecoin_types::Genesis::local(4);
+        let block = genesis.block();
+        let op = OutPoint {
+            txid: TxId(Hash::from_bytes([1; 32])),
+            vout: 7,
+        };
+        let out = TxOut {
+            amount: timecoin_types::Amount::from_sat(123_456),
+            address: timecoin_crypto::Address::from_bytes([2; 32]),
+        };
+        let utxo = utxo_key(&op);
+        let body = seal_block_body(0, &block);
+        let block_key = height_key(BLOCK, 0);
+        let body_ref = BodyRef {
+            offset: 0,
+            len: body.len() as u64,
+        };
+        let index_key = hash_index_key(&block.hash());
+        let tip = TipRecord {
+            genesis: block.hash(),
+            height: 0,
+            hash: block.hash(),
+            utxo_count: 4,
+            utxo_hash: genesis.utxo_hash().to_bytes(),
+            log_end: body.len() as u64,
+        };
+        let entry: Vec<u8> = (0..5_000u32).map(|i| (i % 251) as u8).collect();
+        let actual = [
+            (
+                "UTXO record",
+                fingerprint(&[(utxo.clone(), seal_txout(&utxo, &out))]),
+            ),
+            ("block body in the log", fingerprint(&[(vec![], body)])),
+            (
+                "block reference",
+                fingerprint(&[(block_key.clone(), seal_body_ref(&block_key, body_ref))]),
+            ),
+            (
+                "hash index",
+                fingerprint(&[(
+                    index_key.clone(),
+                    seal(&index_key, 0u64.to_be_bytes().to_vec()),
+                )]),
+            ),
+            (
+                "tip record",
+                fingerprint(&[(TIP_KEY.to_vec(), seal_tip(&tip))]),
+            ),
+            (
+                "WAL entry (two pieces)",
+                fingerprint(&seal_pieces(&wal_key(3, 9), &entry)),
+            ),
+            (
+                "WAL prune floor",
+                fingerprint(&[(WAL_PRUNED_KEY.to_vec(), seal_wal_pruned(5))]),
+            ),
+            (
+                "last-signed record",
+                fingerprint(&[(
+                    SIGNED_KEY.to_vec(),
+                    seal(SIGNED_KEY, b"h=5 v=1 commit".to_vec()),
+                )]),
+            ),
+        ];
+        let expected = [
+            (
+                "UTXO record",
+                "3c13986ab80c61c79d66729dc0bf260cfc2fefd237220de3e493a266464c723f",
+            ),
+            (
+                "block body in the log",
+                "22a4f5cf25ff08cdcbdbc7073b60705980770b3fa086d0944e0b1d1f82977ee1",
+            ),
+            (
+                "block reference",
+                "dabdfd203426660719f58145d8206f07ba8493c42aa846745525aa44e3683ee2",
+            ),
+            (
+                "hash index",
+                "37398b095a426f71ce8d9c11e73d31b8c3991dd7d6f2548be189a159a5b108e7",
+            ),
+            (
+                "tip record",
+                "e8662360192268014aba8758307e14099bdaa59537d5d6a422c924af03bdc573",
+            ),
+            (
+                "WAL entry (two pieces)",
+                "1875c6fb47145243ab57b4ab525098bd7a3c9baa8374238c36767690a3274854",
+            ),
+            (
+                "WAL prune floor",
+                "4177cc7238e06404bb8796e3cca99cc1d6670f48bb703134965b5f75a43634a1",
+            ),
+            (
+                "last-signed record",
+                "16fd176ec63bebce7d3a9bbb09aaaed2f8bb8c5fd19d61e6e6117e8fe4ff2358",
+            ),
+        ];
+        for (name, got) in &actual {
+            println!("{name}: {got}");
+        }
+        for ((name, got), (expected_name, want)) in actual.iter().zip(expected) {
+            assert_eq!(*name, expected_name);
+            assert_eq!(got, want, "{name}");
+        }
     }
 
     #[test]

@@ -42,37 +42,46 @@ impl UtxoSyncCheck {
         Self::default()
     }
 
-    /// Adds a page, refusing one read at another tip, one that repeats or reorders outpoints, and any page
-    /// after the one that said it was the last.
+    /// Adds a page, refusing one read at another tip, one that repeats or reorders outpoints, an empty
+    /// page that does not end the set (a peer could otherwise stall a sync forever), and any page after
+    /// the one that said it was the last.
+    ///
+    /// A refused page changes nothing: the checker is checked in full before it takes the page, so one
+    /// forged page from a lying peer does not spoil the honest copy of it fetched from another.
     pub fn add_page(&mut self, page: &UtxoPage) -> Result<(), StorageError> {
         let reject = |reason: String| Err(StorageError::BadSyncPage { reason });
         if self.finished {
             return reject("a page arrived after the last one".into());
         }
-        match self.tip {
-            Some(tip) if tip != page.tip => {
-                return reject(format!(
-                    "page read at height {} ({}), earlier pages at height {} ({})",
-                    page.tip.height, page.tip.hash, tip.height, tip.hash
-                ));
-            }
-            _ => self.tip = Some(page.tip),
+        if let Some(tip) = self.tip
+            && tip != page.tip
+        {
+            return reject(format!(
+                "page read at height {} ({}), earlier pages at height {} ({})",
+                page.tip.height, page.tip.hash, tip.height, tip.hash
+            ));
         }
+        let mut last = self.last;
         for (op, _) in &page.entries {
-            if let Some(last) = self.last
-                && *op <= last
+            if let Some(previous) = last
+                && *op <= previous
             {
-                return reject(format!("outpoint {op} does not follow {last}"));
+                return reject(format!("outpoint {op} does not follow {previous}"));
             }
-            self.last = Some(*op);
+            last = Some(*op);
         }
         match page.next {
-            None => self.finished = true,
-            Some(next) if Some(next) != self.last => {
+            Some(_) if page.entries.is_empty() => {
+                return reject("an empty page that does not end the set".into());
+            }
+            Some(next) if Some(next) != last => {
                 return reject(format!("cursor {next} is not the page's last outpoint"));
             }
-            Some(_) => {}
+            _ => {}
         }
+        self.tip = Some(page.tip);
+        self.last = last;
+        self.finished = page.next.is_none();
         apply_to_commitment(&mut self.hash, &[], &page.entries);
         self.count += page.entries.len() as u64;
         Ok(())

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use timecoin_crypto::{Address, SecretKey};
 use timecoin_types::{
     Amount, Block, BlockHeader, CommitCertificate, Genesis, OutPoint, Transaction, TxBuilder,
-    TxOut, Vote, VotePhase,
+    TxOut, Vote, VotePhase, WellFormedBlock,
 };
 
 use crate::{ChainStore, StorageError};
@@ -77,7 +77,7 @@ impl BlockFactory {
         &self,
         store: &impl ChainStore,
         txs: usize,
-    ) -> Result<(Block, CommitCertificate), StorageError> {
+    ) -> Result<(WellFormedBlock, CommitCertificate), StorageError> {
         let want = 2 * txs.max(1);
         let mut coins: Vec<(OutPoint, TxOut)> = Vec::with_capacity(want);
         let mut cursor = None;
@@ -128,11 +128,27 @@ impl BlockFactory {
         &self,
         store: &impl ChainStore,
         transactions: Vec<Transaction>,
-    ) -> Result<(Block, CommitCertificate), StorageError> {
+    ) -> Result<(WellFormedBlock, CommitCertificate), StorageError> {
+        let draft = self.unsealed_block(store, transactions)?.seal();
+        let commitment = store.utxo_commitment_after(&draft)?;
+        let mut block = draft.into_block();
+        block.header.utxo_commitment = commitment;
+        let block = block.seal();
+        let certificate = self.certify(&block);
+        Ok((block, certificate))
+    }
+
+    /// A block of `transactions` on `store`'s tip whose header commits to nothing yet (zero roots and
+    /// UTXO commitment): for tests that build a block the store must refuse, then [`Block::seal`] it.
+    pub fn unsealed_block(
+        &self,
+        store: &impl ChainStore,
+        transactions: Vec<Transaction>,
+    ) -> Result<Block, StorageError> {
         let tip = store.tip()?;
         let height = tip.height + 1;
         let proposer = self.validator(height as usize);
-        let mut block = Block {
+        Ok(Block {
             header: BlockHeader {
                 chain_id: self.genesis.params.chain_id,
                 height,
@@ -141,14 +157,31 @@ impl BlockFactory {
                 timestamp_ms: self.genesis.timestamp_ms + height * 1_000,
                 proposer: proposer.public_key(),
                 tx_root: timecoin_crypto::Hash::ZERO,
+                witness_root: timecoin_crypto::Hash::ZERO,
                 utxo_commitment: timecoin_crypto::Hash::ZERO,
             },
             transactions,
-        };
-        block.header.tx_root = block.compute_tx_root();
-        block.header.utxo_commitment = store.utxo_commitment_after(&block)?;
-        let certificate = self.certify(&block);
-        Ok((block, certificate))
+        })
+    }
+
+    /// A signed transfer of `coins` (each owned by a local validator) into `outputs` equal outputs paid
+    /// to the validators, less the fee.
+    pub fn transfer(
+        &self,
+        coins: &[(OutPoint, TxOut)],
+        outputs: usize,
+    ) -> Result<Transaction, StorageError> {
+        let outputs = outputs.max(1);
+        let total: u64 = coins.iter().map(|(_, out)| out.amount.as_sat()).sum();
+        let share = total.saturating_sub(FEE.as_sat()) / outputs as u64;
+        let mut builder = TxBuilder::new(self.genesis.params.chain_id);
+        for (op, out) in coins {
+            builder = builder.input(*op, out.amount, self.key_for(out)?);
+        }
+        for i in 0..outputs {
+            builder = builder.output(self.address(i), Amount::from_sat(share));
+        }
+        Ok(builder.sign())
     }
 
     /// A commit certificate for `block` signed by every validator.

@@ -6,7 +6,9 @@
 //! accepts it through `Arc<dyn ChainStore>` and `Arc<dyn ConsensusStateStore>`.
 
 use timecoin_crypto::{Hash, LtHash};
-use timecoin_types::{Block, BlockHash, CommitCertificate, Height, OutPoint, TxOut, UtxoView};
+use timecoin_types::{
+    Block, BlockHash, CommitCertificate, Height, OutPoint, TxOut, UtxoView, WellFormedBlock,
+};
 
 use crate::StorageError;
 
@@ -93,12 +95,21 @@ pub trait BlockStore: Send + Sync {
 ///
 /// It may assume one caller applies blocks (the node's engine), in height order.
 pub trait ChainStore: BlockStore + UtxoView {
-    /// Applies a finalized block atomically and durably. Refuses, changing nothing, a block that does
-    /// not extend the tip, a certificate for another block, a block spending an output the set does not
-    /// hold, and a header whose `utxo_commitment` is not the resulting set's.
+    /// Applies a finalized block atomically and durably. Only a [`WellFormedBlock`] gets here, so the
+    /// body stored is the one the header (and the certificate) commit to.
+    ///
+    /// Refuses, changing nothing, a block that does not extend the tip, a certificate for another block,
+    /// and a block whose changes the set cannot take consistently: one spending an output the set does
+    /// not hold ([`MissingInput`](StorageError::MissingInput)), one transaction twice
+    /// ([`DuplicateTxInBlock`](StorageError::DuplicateTxInBlock)), one outpoint spent twice, including an
+    /// output created earlier in the block ([`DoubleSpendInBlock`](StorageError::DoubleSpendInBlock)), an
+    /// output created that is already unspent ([`OutputExists`](StorageError::OutputExists)), and a
+    /// header whose `utxo_commitment` is not the resulting set's
+    /// ([`CommitmentMismatch`](StorageError::CommitmentMismatch)). It does not check signatures or
+    /// amounts: that is consensus's validation, done before the block was finalized.
     fn apply_finalized(
         &self,
-        block: &Block,
+        block: &WellFormedBlock,
         certificate: &CommitCertificate,
     ) -> Result<(), StorageError>;
 
@@ -112,7 +123,8 @@ pub trait ChainStore: BlockStore + UtxoView {
     /// writes into its proposal and what a validator compares. The block's own commitment is ignored.
     /// An implementation may remember the result so that applying the same transactions on the same
     /// tip next does not redo the work ([`ChainDb`](crate::ChainDb) keeps the last one).
-    fn utxo_commitment_after(&self, block: &Block) -> Result<Hash, StorageError>;
+    /// Refuses what [`apply_finalized`](Self::apply_finalized) refuses about the UTXO changes.
+    fn utxo_commitment_after(&self, block: &WellFormedBlock) -> Result<Hash, StorageError>;
 
     /// Up to `limit` unspent outputs (at most [`MAX_UTXO_PAGE`](crate::MAX_UTXO_PAGE); 0 means the
     /// default [`DEFAULT_UTXO_PAGE`](crate::DEFAULT_UTXO_PAGE)) with outpoints strictly after `after`,

@@ -14,10 +14,13 @@ use std::sync::Arc;
 use timecoin_crypto::Hash;
 use timecoin_storage::testing::BlockFactory;
 use timecoin_storage::{
-    AsyncChainStore, BlockStore, ChainDb, ChainStore, ConsensusStateStore, KvEngine, MemoryEngine,
-    SledEngine, StorageConfig, StorageError, UtxoPage, UtxoSyncCheck, WriteBatch,
+    AsyncChainStore, BlockStore, ChainDb, ChainStore, ConsensusStateStore, KvEngine, KvPair,
+    MemoryEngine, SledEngine, StorageConfig, StorageError, UtxoPage, UtxoSyncCheck, WriteBatch,
 };
-use timecoin_types::{Amount, Block, Genesis, OutPoint, TxBuilder, TxId, TxOut, block_utxo_delta};
+use timecoin_types::{
+    Amount, Block, BlockDelta, Genesis, OutPoint, Transaction, TxBuilder, TxId, TxKind, TxOut,
+    WellFormedBlock, block_utxo_delta,
+};
 
 /// Opens stores of one kind; a second `open` sees what the first one wrote.
 trait Backend {
@@ -126,7 +129,7 @@ impl Model {
         Model(genesis.utxos().into_iter().collect())
     }
     fn apply(&mut self, block: &Block) {
-        let (spent, created) = block_utxo_delta(block);
+        let BlockDelta { spent, created } = block_utxo_delta(block).unwrap();
         for op in spent {
             assert!(
                 self.0.remove(&op).is_some(),
@@ -143,7 +146,7 @@ fn apply_blocks<E: KvEngine>(
     model: &mut Model,
     blocks: usize,
     txs: usize,
-) -> Vec<Block> {
+) -> Vec<WellFormedBlock> {
     let mut applied = Vec::new();
     for _ in 0..blocks {
         let (block, cert) = factory.next_block(store, txs).unwrap();
@@ -198,7 +201,7 @@ fn genesis_store_holds_block_zero_its_outputs_and_commitment<B: Backend>(b: &mut
     assert_eq!(tip.height, 0);
     assert_eq!(tip.hash, genesis.block().hash());
     let zero = store.block(0).unwrap().unwrap();
-    assert_eq!(zero.block, genesis.block());
+    assert_eq!(zero.block, *genesis.block());
     assert_eq!(zero.certificate, None, "genesis is final without votes");
     assert_eq!(store.block_by_hash(&tip.hash).unwrap().unwrap(), zero);
     assert_eq!(store.block(1).unwrap(), None);
@@ -217,15 +220,15 @@ fn applied_blocks_move_the_tip_spend_inputs_and_add_outputs<B: Backend>(b: &mut 
     for (i, block) in blocks.iter().enumerate() {
         let height = i as u64 + 1;
         let stored = store.block(height).unwrap().unwrap();
-        assert_eq!(&stored.block, block);
+        assert_eq!(&stored.block, block.block());
         let cert = stored.certificate.unwrap();
         assert_eq!((cert.height, cert.block_hash), (height, block.hash()));
         assert_eq!(store.height_of(&block.hash()).unwrap(), Some(height));
         assert_eq!(
             store.block_by_hash(&block.hash()).unwrap().unwrap().block,
-            *block
+            **block
         );
-        let (spent, created) = block_utxo_delta(block);
+        let BlockDelta { spent, created } = block_utxo_delta(block).unwrap();
         for op in spent {
             assert_eq!(store.utxo(&op).unwrap(), None, "{op} was spent at {height}");
         }
@@ -274,8 +277,9 @@ fn blocks_that_do_not_extend_the_tip_are_refused_without_change<B: Backend>(b: &
     );
 
     // A header committing to a set the block does not produce.
-    let mut lying = block.clone();
+    let mut lying = block.clone().into_block();
     lying.header.utxo_commitment = Hash::from_bytes([9; 32]);
+    let lying = lying.seal();
     let err = store
         .apply_finalized(&lying, &factory.certify(&lying))
         .unwrap_err();
@@ -298,9 +302,9 @@ fn blocks_that_do_not_extend_the_tip_are_refused_without_change<B: Backend>(b: &
             )
             .sign()
     };
-    let mut missing = block.clone();
+    let mut missing = block.clone().into_block();
     missing.transactions = vec![spender(&[missing_outpoint(1)])];
-    missing.header.tx_root = missing.compute_tx_root();
+    let missing = missing.seal();
     let err = store
         .apply_finalized(&missing, &factory.certify(&missing))
         .unwrap_err();
@@ -308,9 +312,9 @@ fn blocks_that_do_not_extend_the_tip_are_refused_without_change<B: Backend>(b: &
 
     // Two transactions spending one output.
     let coin = model.0.keys().next().copied().unwrap();
-    let mut double = block.clone();
+    let mut double = block.clone().into_block();
     double.transactions = vec![spender(&[coin]), spender(&[coin, missing_outpoint(2)])];
-    double.header.tx_root = double.compute_tx_root();
+    let double = double.seal();
     let err = store
         .apply_finalized(&double, &factory.certify(&double))
         .unwrap_err();
@@ -552,6 +556,324 @@ fn flipped_bytes_in_stored_values_are_reported_as_corruption<B: Backend>(b: &mut
     ));
 }
 
+fn a_hash_index_entry_above_the_tip_reads_as_not_found<B: Backend>(b: &mut B) {
+    let factory = BlockFactory::local(4);
+    // A second store on the same chain runs one block ahead; the factory is deterministic, so both
+    // build the same block 1, and the ahead store's index entry for block 2 is the one a commit of
+    // block 2 would write.
+    let ahead = ChainDb::memory(factory.genesis()).unwrap();
+    let mut ahead_model = Model::at_genesis(factory.genesis());
+    let ahead_blocks = apply_blocks(&ahead, &factory, &mut ahead_model, 2, 3);
+    let next = &ahead_blocks[1];
+    let index_key = [&[b'h'][..], next.hash().0.as_bytes()].concat();
+    let index_value = ahead.engine().get(&index_key).unwrap().unwrap();
+
+    let store = open(b, &factory);
+    let mut model = Model::at_genesis(factory.genesis());
+    let applied = apply_blocks(&store, &factory, &mut model, 1, 3);
+    assert_eq!(applied[0].hash(), ahead_blocks[0].hash());
+    // The entry lands in the engine as an applied but not yet durable (or crashed) commit leaves it:
+    // without the block, its certificate or the tip that would make it final.
+    let mut batch = WriteBatch::new();
+    batch.put(index_key, index_value);
+    store.engine().commit(batch).unwrap();
+
+    assert_eq!(store.height_of(&next.hash()).unwrap(), None);
+    assert_eq!(store.block_by_hash(&next.hash()).unwrap(), None);
+    assert_eq!(store.height_of(&applied[0].hash()).unwrap(), Some(1));
+    // Once block 2 is applied for real, the same entry is its index.
+    store.apply_finalized(next, &factory.certify(next)).unwrap();
+    assert_eq!(store.height_of(&next.hash()).unwrap(), Some(2));
+    assert_eq!(
+        store.block_by_hash(&next.hash()).unwrap().unwrap().block,
+        **next
+    );
+    model.apply(next);
+    assert_matches_model(&store, &model);
+}
+
+fn a_refused_sync_page_leaves_the_check_as_it_was_and_an_empty_page_must_end_the_set<B: Backend>(
+    b: &mut B,
+) {
+    let factory = BlockFactory::local(4);
+    let store = open(b, &factory);
+    let mut model = Model::at_genesis(factory.genesis());
+    apply_blocks(&store, &factory, &mut model, 2, 10);
+    let tip = store.tip().unwrap();
+    let header = store.block(tip.height).unwrap().unwrap().block.header;
+    let first = store.utxo_page(None, 5).unwrap();
+    let second = store.utxo_page(first.next.as_ref(), 5).unwrap();
+    let rest = store.utxo_page(second.next.as_ref(), 0).unwrap();
+    assert!(second.next.is_some() && rest.next.is_none() && !rest.entries.is_empty());
+
+    // A lying peer's pages, each refused: a cursor that skips ahead, outputs out of order, a first page
+    // claiming another tip.
+    let mut skipping = second.clone();
+    skipping.next = rest.entries.last().map(|(op, _)| *op);
+    let mut reordered = second.clone();
+    reordered.entries.swap(0, 1);
+    let mut elsewhere = first.clone();
+    elsewhere.tip.height += 1;
+    elsewhere.entries.reverse();
+
+    let mut check = UtxoSyncCheck::new();
+    let err = check.add_page(&elsewhere).unwrap_err();
+    assert!(matches!(err, StorageError::BadSyncPage { .. }), "{err}");
+    // The honest pages, fetched again from another peer, are taken as if nothing had happened.
+    check.add_page(&first).unwrap();
+    for forged in [&skipping, &reordered] {
+        let err = check.add_page(forged).unwrap_err();
+        assert!(matches!(err, StorageError::BadSyncPage { .. }), "{err}");
+    }
+    check.add_page(&second).unwrap();
+
+    // An empty page that names a next cursor would have the client ask again forever.
+    let stalling = UtxoPage {
+        tip,
+        entries: Vec::new(),
+        next: second.next,
+    };
+    let err = check.add_page(&stalling).unwrap_err();
+    assert!(matches!(err, StorageError::BadSyncPage { .. }), "{err}");
+    check.add_page(&rest).unwrap();
+    assert_eq!(check.finish(&header).unwrap(), model.0.len() as u64);
+
+    // An empty page that ends the set is the end of it: the empty tail of a set, or an empty set.
+    let mut ends = UtxoSyncCheck::new();
+    ends.add_page(&UtxoPage {
+        next: None,
+        ..stalling
+    })
+    .unwrap();
+    assert!(matches!(
+        ends.add_page(&first),
+        Err(StorageError::BadSyncPage { .. })
+    ));
+}
+
+/// An engine that dies after a number of commits: every later commit fails without writing anything,
+/// as the process would if it had been killed before it.
+struct DiesAfterCommits {
+    inner: Arc<MemoryEngine>,
+    commits_left: std::sync::atomic::AtomicU64,
+}
+
+impl KvEngine for DiesAfterCommits {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(key)
+    }
+    fn commit(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        use std::sync::atomic::Ordering;
+        self.commits_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .map_err(|_| StorageError::Backend {
+                reason: "the process died".into(),
+            })?;
+        self.inner.commit(batch)
+    }
+    fn scan(&self, from: &[u8], to: &[u8], limit: usize) -> Result<Vec<KvPair>, StorageError> {
+        self.inner.scan(from, to, limit)
+    }
+    fn flush(&self) -> Result<(), StorageError> {
+        self.inner.flush()
+    }
+    fn append_log(&self, bytes: &[u8]) -> Result<u64, StorageError> {
+        self.inner.append_log(bytes)
+    }
+    fn read_log(&self, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+        self.inner.read_log(offset, len)
+    }
+    fn log_len(&self) -> Result<u64, StorageError> {
+        self.inner.log_len()
+    }
+    fn truncate_log(&self, len: u64) -> Result<(), StorageError> {
+        self.inner.truncate_log(len)
+    }
+}
+
+#[test]
+fn replay_skips_the_tail_of_an_entry_that_a_crashed_prune_left_below_its_height() {
+    let factory = BlockFactory::local(4);
+    let memory = Arc::new(MemoryEngine::new());
+    let engine = Arc::new(DiesAfterCommits {
+        inner: Arc::clone(&memory),
+        commits_left: std::sync::atomic::AtomicU64::new(u64::MAX),
+    });
+    let store = ChainDb::open(Arc::clone(&engine), &test_config(), factory.genesis()).unwrap();
+    // Three 6 MiB proposals at height 3 are 4608 pieces: more than one prune batch (4096 pieces), so
+    // the batch boundary falls inside the third.
+    let proposal = |tag: u8| vec![tag; 6 * 1024 * 1024];
+    for tag in 1..=3 {
+        store.append_wal(3, &proposal(tag)).unwrap();
+    }
+    store.append_wal(7, b"kept").unwrap();
+    // The process dies after the prune's first batch is durable.
+    engine
+        .commits_left
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    assert!(store.prune_below(5).is_err());
+    drop(store);
+    let pieces_at_3 = memory
+        .scan(b"w", &[&b"w"[..], &4u64.to_be_bytes()].concat(), usize::MAX)
+        .unwrap()
+        .len();
+    assert!(
+        pieces_at_3 > 0 && pieces_at_3 < 1536,
+        "{pieces_at_3} pieces of the third proposal are left"
+    );
+
+    let store = ChainDb::open(Arc::clone(&memory), &test_config(), factory.genesis()).unwrap();
+    assert_eq!(store.replay(0).unwrap(), vec![b"kept".to_vec()]);
+    assert_eq!(store.replay(3).unwrap(), vec![b"kept".to_vec()]);
+    // Pruning again finishes the job.
+    store.prune_below(5).unwrap();
+    assert_eq!(memory.scan(b"w", b"x", usize::MAX).unwrap().len(), 1);
+    assert_eq!(store.replay(0).unwrap(), vec![b"kept".to_vec()]);
+
+    // Above the prune floor a missing first piece is still damage, never skipped.
+    store.append_wal(8, &proposal(4)).unwrap();
+    let first_piece = [
+        &b"w"[..],
+        &8u64.to_be_bytes(),
+        &4u64.to_be_bytes(),
+        &0u32.to_be_bytes(),
+    ]
+    .concat();
+    assert!(memory.get(&first_piece).unwrap().is_some());
+    let mut batch = WriteBatch::new();
+    batch.delete(first_piece);
+    memory.commit(batch).unwrap();
+    assert!(matches!(
+        store.replay(0),
+        Err(StorageError::Corruption {
+            what: "WAL entry",
+            ..
+        })
+    ));
+}
+
+/// Whether an error is the refusal a case expects.
+type Refusal = fn(&StorageError) -> bool;
+
+/// Every record and the block log's length: what "the store is exactly as it was" compares.
+fn raw_contents<E: KvEngine>(store: &ChainDb<E>) -> (Vec<KvPair>, u64) {
+    let records = store.engine().scan(&[], &[0xff; 8], usize::MAX).unwrap();
+    (records, store.engine().log_len().unwrap())
+}
+
+fn a_block_whose_utxo_changes_do_not_add_up_is_refused_and_the_store_is_untouched<B: Backend>(
+    b: &mut B,
+) {
+    let factory = BlockFactory::local(4);
+    let genesis_coins = factory.genesis().utxos();
+    let mut model = Model::at_genesis(factory.genesis());
+    let store = open(b, &factory);
+    // Transactions without inputs: no valid chain has one, but storage does not run the rules, and
+    // these are the ones whose repetition spends nothing twice.
+    let mint = |out: TxOut| Transaction {
+        version: timecoin_types::TX_VERSION,
+        inputs: Vec::new(),
+        outputs: vec![out],
+        kind: TxKind::Transfer,
+    };
+    // Block 1 pays genesis coin 0 into two outputs and mints one; all three stay unspent.
+    let paid = factory.transfer(&genesis_coins[..1], 2).unwrap();
+    let minted_before = mint(paid.outputs[0]);
+    let (block, cert) = factory
+        .seal_block(&store, vec![paid.clone(), minted_before.clone()])
+        .unwrap();
+    store.apply_finalized(&block, &cert).unwrap();
+    model.apply(&block);
+
+    // A spends genesis coin 1; B and C are two different spends of A's first output.
+    let a = factory.transfer(&genesis_coins[1..2], 2).unwrap();
+    let a_first = (
+        OutPoint {
+            txid: a.txid(),
+            vout: 0,
+        },
+        a.outputs[0],
+    );
+    let b_tx = factory.transfer(&[a_first], 1).unwrap();
+    let c_tx = factory.transfer(&[a_first], 2).unwrap();
+    let minted = mint(a.outputs[1]);
+    let mut lying = factory
+        .seal_block(&store, vec![a.clone(), b_tx.clone()])
+        .unwrap()
+        .0
+        .into_block();
+    lying.header.utxo_commitment = Hash::from_bytes([9; 32]);
+
+    let before = raw_contents(&store);
+    let tip = store.tip().unwrap();
+    let cases: Vec<(&str, Block, Refusal)> = vec![
+        (
+            "[A, B, B]: one transaction twice spends A's output twice",
+            factory
+                .unsealed_block(&store, vec![a.clone(), b_tx.clone(), b_tx.clone()])
+                .unwrap(),
+            |e| matches!(e, StorageError::DoubleSpendInBlock { .. }),
+        ),
+        (
+            "[A, M, M]: one transaction twice, without inputs",
+            factory
+                .unsealed_block(&store, vec![a.clone(), minted.clone(), minted])
+                .unwrap(),
+            |e| matches!(e, StorageError::DuplicateTxInBlock { .. }),
+        ),
+        (
+            "[A, B, C]: B and C both spend the output A created",
+            factory
+                .unsealed_block(&store, vec![a.clone(), b_tx.clone(), c_tx])
+                .unwrap(),
+            |e| matches!(e, StorageError::DoubleSpendInBlock { .. }),
+        ),
+        (
+            "block 1's transfer again, its outputs still unspent",
+            factory.unsealed_block(&store, vec![paid]).unwrap(),
+            |e| matches!(e, StorageError::OutputExists { .. }),
+        ),
+        (
+            "block 1's minted output minted again",
+            factory.unsealed_block(&store, vec![minted_before]).unwrap(),
+            |e| matches!(e, StorageError::OutputExists { .. }),
+        ),
+        (
+            "an input the set does not hold",
+            factory.unsealed_block(&store, vec![b_tx.clone()]).unwrap(),
+            |e| matches!(e, StorageError::MissingInput { .. }),
+        ),
+        ("a header committing to another set", lying, |e| {
+            matches!(e, StorageError::CommitmentMismatch { .. })
+        }),
+    ];
+    for (case, block, expected) in cases {
+        let block = block.seal();
+        if !case.starts_with("a header") {
+            // The leader asking for the commitment gets the same refusal as the apply.
+            let err = store.utxo_commitment_after(&block).unwrap_err();
+            assert!(expected(&err), "{case}: utxo_commitment_after said {err}");
+        }
+        let err = store
+            .apply_finalized(&block, &factory.certify(&block))
+            .unwrap_err();
+        assert!(expected(&err), "{case}: refused with {err}");
+        assert_eq!(raw_contents(&store), before, "{case}: the store changed");
+        assert_eq!(store.tip().unwrap(), tip, "{case}");
+    }
+    store.verify_integrity().unwrap();
+    drop(store);
+
+    // Still openable, still whole, and the honest block applies.
+    let store = open(b, &factory);
+    assert_eq!(store.tip().unwrap(), tip);
+    assert_matches_model(&store, &model);
+    let (block, cert) = factory.seal_block(&store, vec![a, b_tx]).unwrap();
+    store.apply_finalized(&block, &cert).unwrap();
+    model.apply(&block);
+    assert_matches_model(&store, &model);
+}
+
 /// The outpoint of the first UTXO record, decoded from its key (`u` ‖ txid ‖ vout BE).
 fn all_utxos_raw_first<E: KvEngine>(store: &ChainDb<E>) -> OutPoint {
     let (key, _) = store.engine().scan(b"u", b"v", 1).unwrap().remove(0);
@@ -693,7 +1015,7 @@ fn async_handle_applies_and_reads_on_the_blocking_pool<B: Backend>(b: &mut B) {
             .await
             .unwrap();
         assert_eq!(handle.tip().await.unwrap().hash, block.hash());
-        assert_eq!(handle.block(1).await.unwrap().unwrap().block, block);
+        assert_eq!(handle.block(1).await.unwrap().unwrap().block, *block);
         let page = handle.utxo_page(None, 0).await.unwrap();
         assert_eq!(page.tip.height, 1);
         handle.append_wal(2, b"vote".to_vec()).await.unwrap();
@@ -738,7 +1060,7 @@ fn large_values_stay_out_of_sleds_unsynced_blob_files() {
     assert_eq!(files, 0, "sled wrote {files} blob files");
     drop(store);
     let store = open(&mut b, &factory);
-    assert_eq!(store.block(2).unwrap().unwrap().block, blocks[1]);
+    assert_eq!(store.block(2).unwrap().unwrap().block, *blocks[1]);
     assert_eq!(store.replay(0).unwrap(), vec![proposal]);
     assert_matches_model(&store, &model);
 }
@@ -758,6 +1080,18 @@ macro_rules! backend_suite {
             #[test]
             fn blocks_that_do_not_extend_the_tip_are_refused_without_change() {
                 super::blocks_that_do_not_extend_the_tip_are_refused_without_change(&mut $new);
+            }
+            #[test]
+            fn a_block_whose_utxo_changes_do_not_add_up_is_refused_and_the_store_is_untouched() {
+                super::a_block_whose_utxo_changes_do_not_add_up_is_refused_and_the_store_is_untouched(&mut $new);
+            }
+            #[test]
+            fn a_hash_index_entry_above_the_tip_reads_as_not_found() {
+                super::a_hash_index_entry_above_the_tip_reads_as_not_found(&mut $new);
+            }
+            #[test]
+            fn a_refused_sync_page_leaves_the_check_as_it_was_and_an_empty_page_must_end_the_set() {
+                super::a_refused_sync_page_leaves_the_check_as_it_was_and_an_empty_page_must_end_the_set(&mut $new);
             }
             #[test]
             fn utxo_pages_resume_from_their_cursor_and_verify_against_the_header() {

@@ -30,7 +30,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use timecoin_storage::testing::BlockFactory;
 use timecoin_storage::{BlockStore, ChainDb, ChainStore, KvEngine, SledEngine, StorageConfig};
-use timecoin_types::{OutPoint, TxOut, block_utxo_delta};
+use timecoin_types::{BlockDelta, OutPoint, TxOut, block_utxo_delta};
 
 const CHILD_ENV: &str = "TIMECOIN_STORAGE_CRASH_CHILD";
 const TEST_NAME: &str = "sigkill_at_random_points_never_loses_an_acknowledged_block";
@@ -192,7 +192,7 @@ impl Verifier {
         }
         for height in self.replayed_to + 1..=tip.height {
             let block = store.block(height).unwrap().unwrap().block;
-            let (spent, created) = block_utxo_delta(&block);
+            let BlockDelta { spent, created } = block_utxo_delta(&block).unwrap();
             for op in spent {
                 assert!(
                     self.model.remove(&op).is_some(),
