@@ -14,13 +14,15 @@ use std::sync::Arc;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use timecoin_consensus::{Config, Core, Input, Output, ValidatorSet, Verified};
 use timecoin_crypto::{ChainId, SecretKey};
-use timecoin_types::{Block, BlockHeader, Genesis, Hash, Height, Proposal, Vote, VotePhase};
+use timecoin_types::{
+    Block, BlockHeader, Genesis, Hash, Height, Proposal, Vote, VotePhase, WellFormedBlock,
+};
 
 struct Setup {
     chain: ChainId,
     keys: Vec<SecretKey>,
     validators: Arc<ValidatorSet>,
-    block: Block,
+    block: WellFormedBlock,
     height: Height,
 }
 
@@ -42,10 +44,12 @@ fn setup(n: usize) -> Setup {
             timestamp_ms: 1,
             proposer: *leader,
             tx_root: Hash::ZERO,
+            witness_root: Hash::ZERO,
             utxo_commitment: Hash::ZERO,
         },
         transactions: vec![],
-    };
+    }
+    .seal();
     Setup {
         chain,
         keys,
