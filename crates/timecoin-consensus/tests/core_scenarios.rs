@@ -686,6 +686,71 @@ fn a_flood_of_far_future_messages_stays_within_the_bounds() {
     );
 }
 
+/// How many `RequestValidity` outputs `out` holds.
+fn validity_requests(out: &[Output]) -> usize {
+    out.iter()
+        .filter(|o| matches!(o, Output::RequestValidity { .. }))
+        .count()
+}
+
+/// Issue 11, memory bound escape. Each kept proposal's `valid_view` was kept and accepted outside the
+/// view window, and the proposal of such a view was kept too and named the next: one Byzantine leader
+/// chained 2,000 far views into a node in view 0, which stored every proposal (and asked the
+/// application about each block) and every vote of those views.
+#[test]
+#[ignore = "memory bound escape (issue 11): fails on this commit, fixed in the next"]
+fn a_chain_of_valid_views_from_one_byzantine_leader_stays_within_the_bounds() {
+    let h = Rig::follower_height(0);
+    let mut rig = Rig::new(0);
+    rig.start(h);
+    let cfg = rig.config.clone();
+    // A validator that leads some view of the window, and 2,000 views beyond the window it leads too.
+    let byzantine = (1..=cfg.max_future_views)
+        .map(|v| rig.leader(h, v))
+        .find(|l| *l != rig.me)
+        .unwrap();
+    let entry = (1..=cfg.max_future_views)
+        .find(|v| rig.leader(h, *v) == byzantine)
+        .unwrap();
+    let far: Vec<View> = (cfg.max_future_views + 1..)
+        .filter(|v| rig.leader(h, *v) == byzantine)
+        .take(2_000)
+        .collect();
+    let signer = key(byzantine);
+    let mut requests = validity_requests(&rig.core.handle(proposal(
+        &signer,
+        rig.chain,
+        h,
+        entry,
+        Some(far[0]),
+        rig.block(h, entry, 0),
+    )));
+    for (i, view) in far.iter().enumerate() {
+        let block = rig.block(h, *view, i as u64 + 1);
+        rig.votes_from(&[byzantine], Prepare, h, *view, Some(&block));
+        rig.votes_from(&[byzantine], Commit, h, *view, Some(&block));
+        let next = far.get(i + 1).copied();
+        let out = rig
+            .core
+            .handle(proposal(&signer, rig.chain, h, *view, next, block));
+        requests += validity_requests(&out);
+    }
+    assert_eq!(rig.round().view, 0, "one validator alone cannot skip views");
+    // The bound `docs/CONSENSUS_API.md` states: the window's views plus 23 pinned ones, one proposal
+    // each, at most 2·n votes each.
+    let kept_views = (cfg.max_past_views + cfg.max_future_views + 1) as usize + 23;
+    let n = rig.validators.len();
+    let (proposals, votes) = (rig.core.proposals_held(), rig.core.votes_held());
+    let held = format!(
+        "held {proposals} proposals and {votes} votes after {requests} validity requests; bounds \
+         {kept_views} proposals and requests, {} votes",
+        2 * n * kept_views
+    );
+    assert!(proposals <= kept_views, "{held}");
+    assert!(requests <= kept_views, "{held}");
+    assert!(votes <= 2 * n * kept_views, "{held}");
+}
+
 #[test]
 fn buffered_messages_expire_after_the_ttl() {
     let mut rig = Rig::new(0);

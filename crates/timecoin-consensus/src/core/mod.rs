@@ -262,6 +262,12 @@ impl Core {
         self.current.as_ref().map_or(0, |c| c.votes.votes_held()) + self.future.len()
     }
 
+    /// Proposals of the current height currently held, each with its block (see the bound in the type's
+    /// docs). Read-only; for tests and metrics.
+    pub fn proposals_held(&self) -> usize {
+        self.current.as_ref().map_or(0, |c| c.proposals.len())
+    }
+
     /// Processes one input and returns what the host must do, in order.
     pub fn handle(&mut self, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
