@@ -73,7 +73,7 @@ mod wal;
 pub use config::Config;
 #[cfg(feature = "fault-injection")]
 pub use config::Faults;
-pub use core::Core;
+pub use core::{Core, MAX_PINNED_VIEWS};
 pub use error::ConsensusError;
 pub use io::{Input, Output, Timeout, TimeoutKind};
 pub use message::{Evidence, Message, ProposalDigest};

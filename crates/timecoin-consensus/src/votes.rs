@@ -74,8 +74,9 @@ struct ViewVotes {
 
 /// Tallies of one height.
 ///
-/// Bounds: the driver keeps only views within `[view − max_past_views, view + max_future_views]`, each
-/// holding at most `2·n` votes, so at most `2·n·(max_past_views + max_future_views + 1)` votes; and one
+/// Bounds: the driver keeps only views within `[view − max_past_views, view + max_future_views]` and
+/// at most [`MAX_PINNED_VIEWS`](crate::MAX_PINNED_VIEWS) pinned ones below, each holding at most `2·n`
+/// votes, so at most `2·n·(max_past_views + max_future_views + 1 + MAX_PINNED_VIEWS)` votes; and one
 /// highest-view entry per validator for the skip rule.
 #[derive(Debug)]
 pub(crate) struct VoteKeeper {
@@ -203,7 +204,7 @@ impl VoteKeeper {
     }
 
     /// Drops views outside `[low, high]`, and views below `current` whose first message is older than
-    /// `expired_before_ms`.
+    /// `expired_before_ms`, except the `pinned` ones.
     pub(crate) fn retain_views(
         &mut self,
         low: View,

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use common::{block_on, key, proposal, vote};
 use timecoin_consensus::{
-    CertifiedBlock, Config, ConsensusError, Core, Evidence, Input, Message, Output, Step, Timeout,
-    TimeoutKind, ValidatorSet, ValueAt, Verified, WalEntry,
+    CertifiedBlock, Config, ConsensusError, Core, Evidence, Input, MAX_PINNED_VIEWS, Message,
+    Output, Step, Timeout, TimeoutKind, ValidatorSet, ValueAt, Verified, WalEntry,
 };
 use timecoin_crypto::{ChainId, PublicKey, SecretKey, Signature};
 use timecoin_types::{
@@ -36,9 +36,14 @@ struct Rig {
 
 impl Rig {
     fn new(me: usize) -> Rig {
+        Rig::with_config(me, |_| {})
+    }
+
+    fn with_config(me: usize, tweak: impl FnOnce(&mut Config)) -> Rig {
         let genesis = Genesis::local(4);
         let chain = genesis.params.chain_id;
-        let config = Config::new(chain);
+        let mut config = Config::new(chain);
+        tweak(&mut config);
         Rig {
             chain,
             validators: Arc::new(ValidatorSet::from_genesis(&genesis).unwrap()),
@@ -319,8 +324,12 @@ fn a_proposal_whose_body_a_relay_swapped_never_decodes_and_cannot_poison_the_gen
 
 /// Locks on B in view 0 while the others Commit nil, then moves to view 1.
 fn locked_in_view_0(me: usize) -> (Rig, Height, WellFormedBlock) {
-    let h = Rig::follower_height(me);
-    let mut rig = Rig::new(me);
+    locked_in_view_0_with(Rig::new(me))
+}
+
+/// [`locked_in_view_0`] on a given rig, fresh.
+fn locked_in_view_0_with(mut rig: Rig) -> (Rig, Height, WellFormedBlock) {
+    let h = Rig::follower_height(rig.me);
     rig.start(h);
     let b = rig.block(h, 0, 1);
     rig.propose(h, 0, None, &b, true);
@@ -684,6 +693,242 @@ fn a_flood_of_far_future_messages_stays_within_the_bounds() {
         "held {}",
         rig.core.votes_held()
     );
+}
+
+/// The views a height keeps at most (`Core`'s documented bound), each with at most one proposal and
+/// `2·n` votes: the window and the pinned views.
+fn kept_views(cfg: &Config) -> usize {
+    (cfg.max_past_views + cfg.max_future_views + 1) as usize + MAX_PINNED_VIEWS
+}
+
+/// How many `RequestValidity` outputs `out` holds.
+fn validity_requests(out: &[Output]) -> usize {
+    out.iter()
+        .filter(|o| matches!(o, Output::RequestValidity { .. }))
+        .count()
+}
+
+/// Issue 11, memory bound escape. Each kept proposal's `valid_view` was kept and accepted outside the
+/// view window, and the proposal of such a view was kept too and named the next: one Byzantine leader
+/// chained 2,000 far views into a node in view 0, which stored every proposal (and asked the
+/// application about each block) and every vote of those views.
+#[test]
+fn a_chain_of_valid_views_from_one_byzantine_leader_stays_within_the_bounds() {
+    let h = Rig::follower_height(0);
+    let mut rig = Rig::new(0);
+    rig.start(h);
+    let cfg = rig.config.clone();
+    // A validator that leads some view of the window, and 2,000 views beyond the window it leads too.
+    let byzantine = (1..=cfg.max_future_views)
+        .map(|v| rig.leader(h, v))
+        .find(|l| *l != rig.me)
+        .unwrap();
+    let entry = (1..=cfg.max_future_views)
+        .find(|v| rig.leader(h, *v) == byzantine)
+        .unwrap();
+    let far: Vec<View> = (cfg.max_future_views + 1..)
+        .filter(|v| rig.leader(h, *v) == byzantine)
+        .take(2_000)
+        .collect();
+    let signer = key(byzantine);
+    let mut requests = validity_requests(&rig.core.handle(proposal(
+        &signer,
+        rig.chain,
+        h,
+        entry,
+        Some(far[0]),
+        rig.block(h, entry, 0),
+    )));
+    for (i, view) in far.iter().enumerate() {
+        let block = rig.block(h, *view, i as u64 + 1);
+        rig.votes_from(&[byzantine], Prepare, h, *view, Some(&block));
+        rig.votes_from(&[byzantine], Commit, h, *view, Some(&block));
+        let next = far.get(i + 1).copied();
+        let out = rig
+            .core
+            .handle(proposal(&signer, rig.chain, h, *view, next, block));
+        requests += validity_requests(&out);
+    }
+    assert_eq!(rig.round().view, 0, "one validator alone cannot skip views");
+    let kept_views = kept_views(&cfg);
+    let n = rig.validators.len();
+    let (proposals, votes) = (rig.core.proposals_held(), rig.core.votes_held());
+    let held = format!(
+        "held {proposals} proposals and {votes} votes after {requests} validity requests; bounds \
+         {kept_views} proposals and requests, {} votes",
+        2 * n * kept_views
+    );
+    assert!(proposals <= kept_views, "{held}");
+    assert!(requests <= kept_views, "{held}");
+    assert!(votes <= 2 * n * kept_views, "{held}");
+    // Nothing lies below view 0 to pin: only the entry proposal, inside the window, is kept.
+    assert_eq!((proposals, requests, votes), (1, 1, 0), "{held}");
+}
+
+/// Moves `rig`'s core to `view` by the skip rule (L55): two of the others (20 of 40 > 1/3) Prepare nil
+/// there.
+fn skip_to(rig: &mut Rig, height: Height, view: View) -> Vec<Output> {
+    let others = rig.others();
+    let out = rig.votes_from(&others[..2], Prepare, height, view, None);
+    assert_eq!(rig.round().view, view);
+    out
+}
+
+/// The first view above the window of view 0 that `who` does (or does not) lead.
+fn a_view_past_the_window(rig: &Rig, height: Height, who: usize, leads: bool) -> View {
+    (rig.config.max_past_views + 2..)
+        .find(|v| (rig.leader(height, *v) == who) == leads)
+        .unwrap()
+}
+
+/// Simulator finding 2, on one core: the Prepares that prove this node's lock stay kept after the lock's
+/// view falls below the window and past the vote TTL, so a re-proposal of the locked block long after
+/// still gets its Prepare (L28-L30).
+#[test]
+fn a_lock_older_than_the_view_window_and_the_ttl_still_proves_its_re_proposal() {
+    let (mut rig, h, b) = locked_in_view_0(3);
+    let far = a_view_past_the_window(&rig, h, rig.me, false);
+    skip_to(&mut rig, h, far);
+    let ttl = rig.config.vote_ttl.as_millis() as u64;
+    rig.core.handle(Input::Tick { now_ms: 2 * ttl });
+    let out = rig.propose(h, far, Some(0), &b, true);
+    assert_eq!(one_vote(&out, Prepare).block_hash, Some(b.hash()));
+}
+
+/// Simulator finding 2, the unlocked side: a node that never saw the proof of lock accepts it once the
+/// current view's re-proposal names its view, even far below the window (and not before).
+#[test]
+fn a_re_proposal_pins_its_proof_of_lock_view_below_the_window() {
+    let h = Rig::follower_height(2);
+    let mut rig = Rig::new(2);
+    rig.start(h);
+    let b = rig.block(h, 0, 1);
+    // View 0: this node Prepares B but sees no quorum for it.
+    rig.propose(h, 0, None, &b, true);
+    let far = a_view_past_the_window(&rig, h, rig.me, false);
+    skip_to(&mut rig, h, far);
+    let others = rig.others();
+    // Before anything names view 0, its Prepares are dropped with it.
+    let held = rig.core.votes_held();
+    rig.votes_from(&others, Prepare, h, 0, Some(&b));
+    assert_eq!(rig.core.votes_held(), held, "view 0 is outside the window");
+    let out = rig.propose(h, far, Some(0), &b, true);
+    assert!(sent_votes(&out).is_empty(), "no proof yet: {out:?}");
+    // The proof, sent again, now counts: L28.
+    let out = rig.votes_from(&others, Prepare, h, 0, Some(&b));
+    assert_eq!(one_vote(&out, Prepare).block_hash, Some(b.hash()));
+}
+
+/// The locked block stays at hand with the proposal of the lock's view, so a leader long past its lock
+/// re-proposes it (L15-L16, L19) instead of asking for a new block.
+#[test]
+fn a_leader_long_past_its_lock_re_proposes_the_locked_block() {
+    let (mut rig, h, b) = locked_in_view_0(3);
+    let far = a_view_past_the_window(&rig, h, rig.me, true);
+    let out = skip_to(&mut rig, h, far);
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::RequestProposal { .. }))
+    );
+    let p = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Broadcast(Message::Proposal(p)) => Some(p.clone()),
+            _ => None,
+        })
+        .expect("re-proposal");
+    assert_eq!(
+        (p.view, p.valid_view, p.block.hash()),
+        (far, Some(0), b.hash())
+    );
+    assert_eq!(one_vote(&out, Prepare).block_hash, Some(b.hash()));
+}
+
+/// The pinned set is capped, nearest first after the node's own lock. One Byzantine validator (alone it
+/// cannot make the node skip ahead) leads many views ahead in a wide window, and its proposal of each,
+/// sent farthest first, names another old view below the window; the others' votes fill each named
+/// view, and the old views' leaders propose there, naming further views. After every input the height
+/// stays within the bound, and the lock's proof survives the flood.
+#[test]
+fn a_flood_of_proof_of_lock_views_stays_within_the_bounds_and_keeps_the_lock() {
+    let wide = Rig::with_config(3, |c| c.max_future_views = 40);
+    let (mut rig, h, b) = locked_in_view_0_with(wide);
+    let cfg = rig.config.clone();
+    let (kept, n) = (kept_views(&cfg), rig.validators.len());
+    let view = (3 * cfg.max_past_views..)
+        .find(|v| rig.leader(h, *v) != rig.me)
+        .unwrap();
+    skip_to(&mut rig, h, view);
+    let others = rig.others();
+    let byzantine = rig.leader(h, view);
+    let ahead: Vec<View> = (view + 1..=view + cfg.max_future_views)
+        .rev()
+        .filter(|w| rig.leader(h, *w) == byzantine)
+        .collect();
+    assert!(
+        ahead.len() > MAX_PINNED_VIEWS,
+        "the flood names more views than can be pinned"
+    );
+    // Held so far: the skip's votes in the window, and the lock's view 0 (pinned) with its proposal and
+    // votes. The flood adds proposals ahead, inside the window, and everything else lies below it, where
+    // only the pinned views other than the lock's can hold anything.
+    let (base_proposals, base_votes) = (rig.core.proposals_held(), rig.core.votes_held());
+    let other_pins = MAX_PINNED_VIEWS - 1;
+    let within = |rig: &Rig, ahead_sent: usize, what: &str| {
+        let (proposals, votes) = (rig.core.proposals_held(), rig.core.votes_held());
+        assert!(
+            proposals <= kept && votes <= 2 * n * kept,
+            "after {what}: {proposals} proposals, {votes} votes; bounds {kept}, {}",
+            2 * n * kept
+        );
+        let (below_proposals, below_votes) =
+            (proposals - base_proposals - ahead_sent, votes - base_votes);
+        assert!(
+            below_proposals <= other_pins && below_votes <= 2 * n * other_pins,
+            "after {what}: {below_proposals} proposals and {below_votes} votes below the window"
+        );
+    };
+    for (i, (old, w)) in (1..).zip(ahead).enumerate() {
+        assert!(old < view - cfg.max_past_views, "below the window");
+        let named = rig.block(h, w, 100);
+        rig.core
+            .handle(proposal(&key(byzantine), rig.chain, h, w, Some(old), named));
+        let ahead_sent = i + 1;
+        within(&rig, ahead_sent, "a proposal ahead");
+        // Votes for a block no proposal carries, so that no Commit quorum decides anything.
+        let unknown = rig.block(h, old, 1);
+        for phase in [Prepare, Commit] {
+            for o in &others {
+                rig.core.handle(vote(
+                    &key(*o),
+                    rig.chain,
+                    phase,
+                    h,
+                    old,
+                    Some(unknown.hash()),
+                ));
+                within(&rig, ahead_sent, "a vote of a named view");
+            }
+        }
+        let old_leader = rig.leader(h, old);
+        if old_leader != rig.me {
+            let block = rig.block(h, old, 2);
+            rig.core.handle(proposal(
+                &key(old_leader),
+                rig.chain,
+                h,
+                old,
+                Some(old + 1_000),
+                block,
+            ));
+            within(&rig, ahead_sent, "a proposal of a named view");
+        }
+    }
+    assert_eq!(rig.round().view, view);
+    let out = rig.propose(h, view, Some(0), &b, true);
+    assert_eq!(one_vote(&out, Prepare).block_hash, Some(b.hash()));
+    let (proposals, votes) = (rig.core.proposals_held(), rig.core.votes_held());
+    assert!(proposals <= kept && votes <= 2 * n * kept);
 }
 
 #[test]

@@ -133,7 +133,9 @@ impl Core {
         let current = state.round.view;
         (view <= current.saturating_add(self.config.max_future_views)
             && view >= current.saturating_sub(self.config.max_past_views))
-            || state.pinned_views().contains(&view)
+            || state
+                .pinned_views(self.config.max_future_views)
+                .contains(&view)
     }
 
     pub(super) fn on_vote(&mut self, vote: Vote, out: &mut Vec<Output>) {
@@ -227,6 +229,7 @@ impl Core {
                 });
             }
         }
+        let names_a_view = proposal.valid_view.is_some();
         state.proposals.insert(
             proposal.view,
             KnownProposal {
@@ -234,6 +237,11 @@ impl Core {
                 proposal,
             },
         );
+        if names_a_view {
+            // It may pin a view and push a farther one out of the pinned set: drop that one's votes now,
+            // so the kept views never exceed the bound, not even between view changes.
+            self.prune_now();
+        }
         self.progress(out);
     }
 

@@ -28,6 +28,13 @@ use crate::{
 /// are possible per input, so reaching it means a bug, which is logged rather than looped on.
 const MAX_TRANSITIONS_PER_INPUT: usize = 256;
 
+/// Most views pinned at once (see `HeightState::pinned_views`): kept, with their votes and proposal,
+/// below the view window and past the vote TTL. Room for this node's lock and valid value, the
+/// proof-of-lock view of the current view's proposal, and one more for the nearest view ahead whose
+/// proposal names one. So a height keeps at most `max_past_views + max_future_views + 1 +
+/// MAX_PINNED_VIEWS` views (25 with the defaults), each with at most one proposal and `2·n` votes.
+pub const MAX_PINNED_VIEWS: usize = 4;
+
 /// One signing slot of a height: a validator signs at most one message per slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Slot {
@@ -101,23 +108,35 @@ impl HeightState {
             .map(|p| &p.proposal.block)
     }
 
-    /// Views whose votes stay kept and accepted outside the view window: those of this node's lock and
-    /// valid value, and the proof-of-lock view (`valid_view`) each kept proposal names. Their Prepares are
+    /// Views below the current one kept, with their votes and proposal, even below the view window and
+    /// past the vote TTL, and whose votes are still accepted: the views of this node's lock and valid
+    /// value, then the proof-of-lock views (`valid_view`) named by the proposals of the current view and
+    /// of the views ahead in the window, nearest first; at most [`MAX_PINNED_VIEWS`]. Their Prepares are
     /// what L28 needs to accept a re-proposed locked block; dropping them with the window could stall the
-    /// height for ever. At most two views plus one per kept proposal, so the bound still holds.
-    fn pinned_views(&self) -> Vec<View> {
-        let mut pinned: Vec<View> = [self.round.locked, self.round.valid]
+    /// height for ever (simulator finding 2).
+    ///
+    /// Proposals of past views name nothing, since L28 only reads the current view's proposal. And since
+    /// only views below the current one are pinned, the proposal kept for a pinned view lies outside the
+    /// window and names nothing either: a leader cannot chain `valid_view`s past the bound (issue 11).
+    fn pinned_views(&self, max_future_views: View) -> Vec<View> {
+        let current = self.round.view;
+        let own = [self.round.locked, self.round.valid]
             .into_iter()
             .flatten()
-            .map(|v| v.view)
-            .chain(
-                self.proposals
-                    .values()
-                    .filter_map(|p| p.proposal.valid_view),
-            )
-            .collect();
-        pinned.sort_unstable();
-        pinned.dedup();
+            .map(|v| v.view);
+        let named = self
+            .proposals
+            .range(current..=current.saturating_add(max_future_views))
+            .filter_map(|(_, p)| p.proposal.valid_view);
+        let mut pinned = Vec::with_capacity(MAX_PINNED_VIEWS);
+        for view in own.chain(named) {
+            if pinned.len() >= MAX_PINNED_VIEWS {
+                break;
+            }
+            if view < current && !pinned.contains(&view) {
+                pinned.push(view);
+            }
+        }
         pinned
     }
 
@@ -137,10 +156,14 @@ impl HeightState {
 /// Feed it [`Input`]s with [`Core::handle`] and execute the returned [`Output`]s in order (see
 /// `docs/CONSENSUS_API.md`). It never reads a clock, draws a random number, or touches a disk or socket.
 ///
-/// Memory is bounded: per height, at most `2·n·(max_past_views + max_future_views + 1)` votes and one
-/// proposal per kept view; for future heights, at most `max_future_messages_per_validator` votes and
-/// `max_future_proposals_per_validator` proposals per validator; at most `max_evidence` evidence items
-/// (see [`Config`]). [`Core::votes_held`] reports the current count.
+/// Memory is bounded: per height, the core keeps the views of the window `[view − max_past_views, view +
+/// max_future_views]` and at most [`MAX_PINNED_VIEWS`] more below it (the proofs of a lock), so at most
+/// `max_past_views + max_future_views + 1 + MAX_PINNED_VIEWS` views (25 with the defaults), each with at
+/// most one proposal (with its block) and `2·n` votes: 25 proposals and `50·n` votes with the defaults
+/// (200 for four validators). It asks the application about a block only when it keeps a proposal
+/// carrying it, so the blocks awaiting a verdict are among those proposals. For future heights, at
+/// most `max_future_messages_per_validator` votes and `max_future_proposals_per_validator` proposals
+/// per validator; at most `max_evidence` evidence items (see [`Config`]). [`Core::votes_held`] and [`Core::proposals_held`] report the current counts.
 pub struct Core {
     config: Config,
     signer: Box<dyn Signer>,
@@ -260,6 +283,12 @@ impl Core {
     /// Votes and buffered messages currently held (see the bound in the type's docs).
     pub fn votes_held(&self) -> usize {
         self.current.as_ref().map_or(0, |c| c.votes.votes_held()) + self.future.len()
+    }
+
+    /// Proposals of the current height currently held, each with its block (see the bound in the type's
+    /// docs). Read-only; for tests and metrics.
+    pub fn proposals_held(&self) -> usize {
+        self.current.as_ref().map_or(0, |c| c.proposals.len())
     }
 
     /// Processes one input and returns what the host must do, in order.

@@ -115,9 +115,14 @@ impl Core {
         };
         debug!(?event, view = transition.state.view, step = ?transition.state.step, "transition");
         let entered_view = transition.state.view != state.round.view || !state.round.started;
+        let repinned = transition.state.locked != state.round.locked
+            || transition.state.valid != state.round.valid;
         state.round = transition.state;
         if entered_view {
             self.after_view_change(out);
+        } else if repinned {
+            // The old lock's or valid value's view is no longer pinned.
+            self.prune_now();
         }
         for action in transition.actions {
             self.execute(action, out);
@@ -141,6 +146,12 @@ impl Core {
     /// Housekeeping when the view changes: the retransmit timer, and dropping views out of the window.
     pub(super) fn after_view_change(&mut self, out: &mut Vec<Output>) {
         self.schedule(TimeoutKind::Retransmit, out);
+        self.prune_now();
+    }
+
+    /// [`Core::prune_views`] with the vote TTL as of now: on a view change, and whenever the pinned views
+    /// may have changed.
+    pub(super) fn prune_now(&mut self) {
         let ttl = u64::try_from(self.config.vote_ttl.as_millis()).unwrap_or(u64::MAX);
         self.prune_views(self.now_ms.saturating_sub(ttl));
     }
@@ -153,19 +164,15 @@ impl Core {
         let current = state.round.view;
         let low = current.saturating_sub(past);
         let high = current.saturating_add(future);
-        let pinned = state.pinned_views();
+        let pinned = state.pinned_views(future);
         state
             .votes
             .retain_views(low, high, current, expired_before_ms, &pinned);
-        // Blocks that may still be re-proposed or decided stay: the valid and locked values.
-        let keep: Vec<BlockHash> = [state.round.valid, state.round.locked]
-            .into_iter()
-            .flatten()
-            .map(|v| v.block_hash)
-            .collect();
+        // The locked and valid blocks, which may still be re-proposed or decided, stay with the proposals
+        // of their views (L36 keeps the proposal of the view it locks in), which are pinned.
         state
             .proposals
-            .retain(|view, p| (*view >= low && *view <= high) || keep.contains(&p.block_hash));
+            .retain(|view, _| (*view >= low && *view <= high) || pinned.contains(view));
         let live: Vec<BlockHash> = state.proposals.values().map(|p| p.block_hash).collect();
         state.validity.retain(|hash, _| live.contains(hash));
         state.double_proposals.retain(|view, _| *view >= low);
