@@ -35,6 +35,12 @@ pub enum ConsensusError {
     /// A signature did not verify.
     #[error("bad signature: {0}")]
     BadSignature(#[from] CryptoError),
+    /// A re-proposal's proof of lock is malformed (its Prepares are checked like a certificate's).
+    #[error("invalid proof of lock: {reason}")]
+    InvalidLockProof {
+        /// The rule it broke.
+        reason: &'static str,
+    },
     /// A certificate's signatures are not sorted by voter, or a voter signs twice.
     #[error("certificate signatures are not strictly sorted by voter")]
     CertificateNotSorted,

@@ -3,9 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 use timecoin_crypto::{
-    Address, BatchItem, ChainId, HashDomain, PublicKey, SigDomain, hash, verify_batch,
+    Address, BatchItem, ChainId, HashDomain, PublicKey, SigDomain, Signature, hash, verify_batch,
 };
-use timecoin_types::{CommitCertificate, Genesis, Height, MAX_VALIDATORS, OutPoint, Tier, View};
+use timecoin_types::{
+    CommitCertificate, Genesis, Height, MAX_VALIDATORS, OutPoint, Proposal, Tier, View, Vote,
+    VotePhase,
+};
 
 use crate::ConsensusError;
 
@@ -192,13 +195,59 @@ impl ValidatorSet {
         certificate: &CommitCertificate,
         chain: ChainId,
     ) -> Result<(), ConsensusError> {
-        if certificate.signatures.len() > self.members.len() {
+        self.verify_quorum_signatures(
+            &certificate.signatures,
+            &certificate.signing_message(),
+            chain,
+        )
+    }
+
+    /// Checks a re-proposal's proof of lock: it names a view below the proposal's, and its signatures
+    /// are Prepares of more than 2/3 of this set's weight for the proposed block in that view. A proposal
+    /// without a proof passes (the node may hold the Prepares itself); a proof without a `valid_view`
+    /// does not.
+    pub fn verify_lock_proof(
+        &self,
+        proposal: &Proposal,
+        chain: ChainId,
+    ) -> Result<(), ConsensusError> {
+        let Some(proof) = &proposal.lock_proof else {
+            return Ok(());
+        };
+        let Some(valid_view) = proposal.valid_view else {
+            return Err(ConsensusError::InvalidLockProof {
+                reason: "a proof of lock on a proposal that names no valid view",
+            });
+        };
+        if valid_view >= proposal.view {
+            return Err(ConsensusError::InvalidLockProof {
+                reason: "the proof's view is not below the proposal's",
+            });
+        }
+        let message = Vote::signing_message(
+            VotePhase::Prepare,
+            proposal.height,
+            valid_view,
+            Some(proposal.block.hash()),
+        );
+        self.verify_quorum_signatures(&proof.signatures, &message, chain)
+    }
+
+    /// Sorted, distinct members holding more than 2/3 of the weight, each with a valid Vote-domain
+    /// signature over `message` (one batch).
+    fn verify_quorum_signatures(
+        &self,
+        signatures: &[(PublicKey, Signature)],
+        message: &[u8],
+        chain: ChainId,
+    ) -> Result<(), ConsensusError> {
+        if signatures.len() > self.members.len() {
             // More signatures than members means a repeat or a stranger; refuse before any work.
             return Err(ConsensusError::CertificateNotSorted);
         }
         let mut weight = 0u64;
         let mut previous: Option<&PublicKey> = None;
-        for (voter, _) in &certificate.signatures {
+        for (voter, _) in signatures {
             if previous.is_some_and(|p| p >= voter) {
                 return Err(ConsensusError::CertificateNotSorted);
             }
@@ -213,15 +262,13 @@ impl ValidatorSet {
                 total: self.total_weight,
             });
         }
-        let message = certificate.signing_message();
-        let items: Vec<BatchItem<'_>> = certificate
-            .signatures
+        let items: Vec<BatchItem<'_>> = signatures
             .iter()
             .map(|(key, signature)| BatchItem {
                 key,
                 domain: SigDomain::Vote,
                 chain,
-                message: &message,
+                message,
                 signature,
             })
             .collect();

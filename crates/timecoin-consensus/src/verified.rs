@@ -120,8 +120,9 @@ impl Verified<Vote> {
 }
 
 impl Verified<Proposal> {
-    /// Checks that the proposer is in `validators` and the signature (over the block's actual hash) is
-    /// valid on `chain`. Whether the proposer leads this view is the core's check.
+    /// Checks that the proposer is in `validators`, the signature (over the block's actual hash) is valid
+    /// on `chain`, and a proof of lock, if carried, holds more than 2/3 of the weight
+    /// ([`ValidatorSet::verify_lock_proof`]). Whether the proposer leads this view is the core's check.
     pub fn verify(
         proposal: Proposal,
         chain: ChainId,
@@ -133,6 +134,7 @@ impl Verified<Proposal> {
             });
         }
         proposal.verify(chain)?;
+        validators.verify_lock_proof(&proposal, chain)?;
         Ok(Verified(proposal))
     }
 }

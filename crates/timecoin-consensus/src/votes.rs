@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use timecoin_crypto::PublicKey;
-use timecoin_types::{BlockHash, CommitCertificate, Height, View, Vote, VotePhase};
+use timecoin_types::{BlockHash, CommitCertificate, Height, LockProof, View, Vote, VotePhase};
 
 use crate::{Evidence, ValidatorSet};
 
@@ -181,6 +181,27 @@ impl VoteKeeper {
             }
         }
         None
+    }
+
+    /// The Prepares for `block_hash` in `view` as a proof of lock (voters sorted by key), if they hold
+    /// more than 2/3 of the weight.
+    pub(crate) fn lock_proof(&self, view: View, block_hash: BlockHash) -> Option<LockProof> {
+        let tally = self.tally(view, VotePhase::Prepare)?;
+        let weight = tally
+            .weight_by_value
+            .get(&Some(block_hash))
+            .copied()
+            .unwrap_or(0);
+        if !self.validators.is_quorum(weight) {
+            return None;
+        }
+        let signatures = tally
+            .votes
+            .values()
+            .filter(|v| v.block_hash == Some(block_hash))
+            .map(|v| (v.voter, v.signature))
+            .collect();
+        Some(LockProof { signatures })
     }
 
     /// The Commit votes for `block_hash` in `view`, as a certificate (voters sorted by key).

@@ -270,6 +270,7 @@ fn relayed_with_body(proposal: &Proposal, body: &Block) -> Vec<u8> {
         body,
         proposal.proposer,
         proposal.signature,
+        &proposal.lock_proof,
     )));
     bytes
 }

@@ -310,6 +310,53 @@ impl Strategy for BadSigner {
     }
 }
 
+/// The targeted double voter: each view it picks one honest peer (a different one each view, by view
+/// number) and sends it the core's block votes, while every other peer gets a nil vote for the same slot
+/// and never the block vote. Only one honest node can then count it towards a quorum for the block, so it
+/// splits proofs of lock as far as one key can: that node may lock where the others cannot see why.
+#[derive(Debug, Default)]
+pub struct LockSplitter {
+    /// Split votes sent.
+    pub splits: u64,
+}
+
+impl Strategy for LockSplitter {
+    fn name(&self) -> &'static str {
+        "lock-splitter"
+    }
+    fn on_broadcast(&mut self, message: Message, out: &mut Outbox<'_>) {
+        let Message::Vote(vote) = message else {
+            out.send_all(message);
+            return;
+        };
+        if vote.block_hash.is_none() {
+            out.send_all(Message::Vote(vote));
+            return;
+        }
+        let peers = out.peers();
+        let Some(len) = std::num::NonZeroUsize::new(peers.len()) else {
+            return;
+        };
+        let chosen = peers
+            .get(vote.view as usize % len.get())
+            .copied()
+            .unwrap_or_default();
+        let nil = Vote::sign(
+            out.key(),
+            out.chain(),
+            vote.phase,
+            vote.height,
+            vote.view,
+            None,
+        );
+        out.send(chosen, Message::Vote(vote));
+        for peer in peers.into_iter().filter(|p| *p != chosen) {
+            out.send(peer, Message::Vote(nil.clone()));
+        }
+        self.splits += 1;
+    }
+}
+
 /// Votes honestly, and relays every proposal it hears from others, and every block it serves to a
 /// syncing peer, with the body swapped under the genuine header and signatures: alternately one input
 /// signature corrupted (the txids, and so the block id, stay the same) and the transaction list changed.
@@ -370,6 +417,7 @@ pub fn proposal_bytes_with_body(proposal: &Proposal, body: &Block) -> Vec<u8> {
         body,
         proposal.proposer,
         proposal.signature,
+        &proposal.lock_proof,
     )));
     bytes
 }
@@ -453,6 +501,8 @@ pub enum Behavior {
     BadSigner,
     /// [`BodySwapper`].
     BodySwapper,
+    /// [`LockSplitter`].
+    LockSplitter,
     /// [`Twin`] talking to the given nodes.
     Twin(BTreeSet<NodeId>),
 }
@@ -485,6 +535,7 @@ impl Behavior {
             Behavior::Replayer => Some(Box::<Replayer>::default()),
             Behavior::BadSigner => Some(Box::<BadSigner>::default()),
             Behavior::BodySwapper => Some(Box::<BodySwapper>::default()),
+            Behavior::LockSplitter => Some(Box::<LockSplitter>::default()),
             Behavior::Twin(world) => Some(Box::new(Twin::new(world.clone()))),
         }
     }
@@ -500,6 +551,7 @@ impl Behavior {
             Behavior::Replayer => "replayer",
             Behavior::BadSigner => "bad-signer",
             Behavior::BodySwapper => "body-swapper",
+            Behavior::LockSplitter => "lock-splitter",
             Behavior::Twin(_) => "twin",
         }
     }

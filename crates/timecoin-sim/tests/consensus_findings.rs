@@ -2,10 +2,8 @@
 //! deterministic run (no randomness: zero jitter, one targeted loss), with less than a third of the weight
 //! faulty, so the protocol owes progress.
 //!
-//! Findings 1 and 2 are fixed in the core and their runs now pass as regression tests. The test marked
-//! `#[ignore]` (finding 3) still fails against the current core: run it with
-//! `cargo test -p timecoin-sim --test consensus_findings -- --ignored`. The others show what the
-//! simulator's host does about the first finding, and pass. See `docs/SIMULATOR.md`, "Consensus findings".
+//! All three are fixed in the core and their runs now pass as regression tests; one more shows what the
+//! simulator's host does about the first finding. See `docs/SIMULATOR.md`, "Consensus findings".
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -79,7 +77,22 @@ impl LostProofOfLock {
         (sim, LostProofOfLock { a, c, d })
     }
 
-    fn assert_split_locks(&self, sim: &Simulation) {
+    /// Runs until `c` and `d` have left view 0, then checks the split: `a` locked in view 0, `c` and
+    /// `d` not. (Checked then: with the proof of lock in re-proposals, the height may finish soon after.)
+    fn run_to_split_locks(&self, sim: &mut Simulation) {
+        let (c, d) = (self.c, self.d);
+        let left_view_0 = sim
+            .run_while(10_000, |s| {
+                [c, d].iter().all(|i| {
+                    s.node(*i)
+                        .unwrap()
+                        .core()
+                        .round_state()
+                        .is_some_and(|r| r.view >= 1)
+                })
+            })
+            .unwrap();
+        assert!(left_view_0, "{}", sim.report());
         let locked = |i: NodeId| sim.node(i).unwrap().core().round_state().unwrap().locked;
         assert!(
             locked(self.a).is_some_and(|l| l.view == 0),
@@ -102,8 +115,7 @@ fn a_prepare_lost_in_an_earlier_view_is_eventually_delivered() {
     let mut config = no_jitter(SimConfig::new(0, 4));
     config.timing.resend_interval_ms = None; // only the core's own retransmission
     let (mut sim, layout) = LostProofOfLock::simulation(config, 3_000);
-    sim.run_until(3_000).unwrap();
-    layout.assert_split_locks(&sim);
+    layout.run_to_split_locks(&mut sim);
     let result = sim.run_until_height(1, 60_000);
     assert!(result.is_ok(), "{result:?}\n{}", sim.report());
 }
@@ -115,44 +127,31 @@ fn resending_the_wal_recovers_a_proof_of_lock_lost_in_an_earlier_view() {
     let config = no_jitter(SimConfig::new(0, 4));
     assert!(config.timing.resend_interval_ms.is_some());
     let (mut sim, layout) = LostProofOfLock::simulation(config, 3_000);
-    sim.run_until(3_000).unwrap();
-    layout.assert_split_locks(&sim);
+    layout.run_to_split_locks(&mut sim);
     let took = sim.run_until_height(1, 60_000).unwrap();
     println!("finalized height 1 after {took} ms");
 }
 
-/// Finding 2: votes of views more than `max_past_views` (10) below the current one are dropped, the
-/// Prepares that prove a lock included. When the lost Prepare finally arrives (here after 150 s, once
-/// the views have moved past 10), the proof of lock for view 0 can no longer be assembled, and nothing is
-/// ever final again, even though the network is lossless from then on and the host re-sends its WAL.
+/// Finding 2: votes of views more than `max_past_views` (10) below the current one used to be dropped,
+/// the Prepares that prove a lock included, so when `a`'s lost Prepare arrived after 150 s the proof could
+/// no longer be assembled and the height never finished. Pinning proof-of-lock views fixed that; since the
+/// leader's re-proposal now carries the proof itself, the height no longer waits for the lost Prepare at
+/// all: it finishes long before the loss ends.
 #[test]
-fn a_proof_of_lock_older_than_the_view_window_still_counts() {
+fn a_proof_of_lock_lost_for_150_s_does_not_hold_the_height_up() {
     let config = no_jitter(SimConfig::new(0, 4));
     let (mut sim, layout) = LostProofOfLock::simulation(config, 150_000);
-    sim.run_until(150_000).unwrap();
-    layout.assert_split_locks(&sim);
-    let view = sim
-        .node(layout.c)
-        .unwrap()
-        .core()
-        .round_state()
-        .unwrap()
-        .view;
-    assert!(
-        view > 10,
-        "precondition: view {view} should be past the window"
-    );
-    let result = sim.run_until_height(1, 300_000);
-    assert!(result.is_ok(), "{result:?}\n{}", sim.report());
+    layout.run_to_split_locks(&mut sim);
+    let took = sim.run_until_height(1, 60_000);
+    assert!(took.is_ok(), "{took:?}\n{}", sim.report());
 }
 
 /// Finding 3: the vote keeper counts only a validator's first vote per (view, phase). One double voter
 /// (f = 1 of 4) that Prepares X to one honest node and nil to the other two (nil first) makes the first
 /// node lock on X in view 0 while the others, having counted the double voter's nil, can never assemble
-/// the proof of lock for X, however often it is re-sent. Counting each validator at most once per
-/// *value* (as CometBFT does for a claimed majority) keeps the tallies safe and restores progress.
+/// the proof of lock for X, however often it is re-sent. Fixed: a re-proposal carries its proof of lock
+/// (the Prepare quorum of its `valid_view`), so the others accept it without ever counting those votes.
 #[test]
-#[ignore = "consensus liveness bug (finding 3): a double voter hides the proof of lock"]
 fn a_double_voter_cannot_hide_a_proof_of_lock() {
     let probe = Simulation::new(SimConfig::new(0, 4)).unwrap();
     let leader = probe.leader(1, 0);
@@ -171,7 +170,19 @@ fn a_double_voter_cannot_hide_a_proof_of_lock() {
         })));
     })
     .unwrap();
-    sim.run_until(5_000).unwrap();
+    // The split, checked when the two unlocked nodes leave view 0 of height 1.
+    let left_view_0 = sim
+        .run_while(5_000, |s| {
+            [leader, blind].iter().all(|i| {
+                s.node(*i)
+                    .unwrap()
+                    .core()
+                    .round_state()
+                    .is_some_and(|r| r.height == 1 && r.view >= 1)
+            })
+        })
+        .unwrap();
+    assert!(left_view_0, "{}", sim.report());
     let locked = |i: NodeId| sim.node(i).unwrap().core().round_state().unwrap().locked;
     assert!(locked(first_peer).is_some(), "{}", sim.report());
     assert!(

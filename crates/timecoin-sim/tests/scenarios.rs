@@ -182,6 +182,27 @@ fn double_voters_are_caught_and_never_split_honest_nodes() {
     );
 }
 
+/// The exact runs that stalled for good before re-proposals carried their proof of lock (finding 3:
+/// honest nodes still at height 1 after 120 s); kept as regression tests whatever `SIM_SEEDS` says.
+#[test]
+fn double_voter_seeds_555_and_672_that_once_stalled_now_finish() {
+    for seed in [555, 672] {
+        if let Err(Failure(why)) = byzantine_run(seed, 4, &Behavior::DoubleVoter) {
+            panic!("double voter, n=4, seed {seed}: {why}");
+        }
+    }
+}
+
+/// The targeted adversary of issue 8: each view, every Byzantine validator shows its block votes to one
+/// honest node only and nil to the rest, to split proofs of lock as far as its keys can.
+#[test]
+fn lock_splitters_cannot_hide_a_proof_of_lock() {
+    byzantine_scenario(
+        "lock_splitters_cannot_hide_a_proof_of_lock",
+        Behavior::LockSplitter,
+    );
+}
+
 #[test]
 fn vote_withholders_cannot_stop_finality() {
     byzantine_scenario(

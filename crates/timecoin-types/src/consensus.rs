@@ -93,11 +93,29 @@ pub struct Proposal {
     pub proposer: PublicKey,
     /// Over [`Proposal::signing_message`].
     pub signature: Signature,
+    /// With a `valid_view`: the Prepares of more than 2/3 of the weight for this block in that view, so
+    /// a node that never received them (a double voter may have shown them to one node only) can still
+    /// accept the re-proposal (Tendermint L28). Self-authenticating, so outside the leader's signature.
+    pub lock_proof: Option<LockProof>,
 }
 
 impl Wire for Proposal {
     const NAME: &'static str = "proposal";
-    const MAX_ENCODED_LEN: usize = crate::MAX_BLOCK_BYTES + 1024;
+    const MAX_ENCODED_LEN: usize =
+        crate::MAX_BLOCK_BYTES + 1024 + crate::MAX_VALIDATORS * LOCK_PROOF_BYTES_PER_SIGNER;
+}
+
+/// Encoded bytes one signer adds to a [`LockProof`] (a key and a signature).
+pub const LOCK_PROOF_BYTES_PER_SIGNER: usize = 96;
+
+/// A proof of lock: the `(voter, signature)` pairs of Prepare votes for one block in one view, sorted by
+/// voter, no voter twice. The height, view and block come from the proposal that carries it; each
+/// signature signs [`Vote::signing_message`] of a Prepare for them. Checking the weight needs the
+/// validator set, which lives in `timecoin-consensus`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockProof {
+    /// `(voter, signature)` pairs.
+    pub signatures: Vec<(PublicKey, Signature)>,
 }
 
 impl Proposal {
@@ -129,7 +147,15 @@ impl Proposal {
             block,
             proposer: key.public_key(),
             signature: key.sign(SigDomain::Proposal, chain, &msg),
+            lock_proof: None,
         }
+    }
+
+    /// The same proposal carrying `proof` for its `valid_view` (the leader's signature is unchanged: the
+    /// proof stands on its own signatures).
+    pub fn with_lock_proof(mut self, proof: LockProof) -> Proposal {
+        self.lock_proof = Some(proof);
+        self
     }
 
     /// Checks the signature (over the block's actual hash).

@@ -54,7 +54,9 @@ pub use block::{
     utxo_element,
 };
 pub use codec::Wire;
-pub use consensus::{CommitCertificate, Proposal, Vote, VotePhase};
+pub use consensus::{
+    CommitCertificate, LOCK_PROOF_BYTES_PER_SIGNER, LockProof, Proposal, Vote, VotePhase,
+};
 pub use error::TypesError;
 pub use genesis::{Genesis, GenesisValidator};
 pub use masternode::{MasternodeRegistration, Tier};

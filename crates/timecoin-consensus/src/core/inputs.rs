@@ -202,13 +202,28 @@ impl Core {
             self.progress(out);
             return;
         }
-        if let Some(first) = state.proposals.get(&proposal.view) {
-            let (first, second) = (
+        if let Some(first) = state.proposals.get_mut(&proposal.view) {
+            let (first_digest, second) = (
                 ProposalDigest::of(&first.proposal),
                 ProposalDigest::of(&proposal),
             );
-            if first != second && state.double_proposals.insert(proposal.view, ()).is_none() {
-                self.record_evidence(Evidence::DoubleProposal { first, second }, out);
+            if first_digest == second {
+                // The same signed proposal again: keep a proof of lock the first copy lacked (the proof
+                // stands outside the leader's signature, so a copy may arrive without it).
+                if first.proposal.lock_proof.is_none() && proposal.lock_proof.is_some() {
+                    first.proposal.lock_proof = proposal.lock_proof;
+                    self.progress(out);
+                }
+                return;
+            }
+            if state.double_proposals.insert(proposal.view, ()).is_none() {
+                self.record_evidence(
+                    Evidence::DoubleProposal {
+                        first: first_digest,
+                        second,
+                    },
+                    out,
+                );
             }
             return;
         }
@@ -274,7 +289,7 @@ impl Core {
             );
             return;
         }
-        self.sign_proposal(view, None, block, out);
+        self.sign_proposal(view, None, block, None, out);
         self.progress(out);
     }
 

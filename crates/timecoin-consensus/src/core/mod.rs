@@ -12,7 +12,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use timecoin_crypto::{PublicKey, SigDomain};
-use timecoin_types::{BlockHash, Height, Proposal, View, Vote, VotePhase, WellFormedBlock};
+use timecoin_types::{
+    BlockHash, Height, LockProof, Proposal, View, Vote, VotePhase, WellFormedBlock,
+};
 use tracing::{debug, info, warn};
 
 use crate::buffer::FutureBuffer;
@@ -101,6 +103,22 @@ struct HeightState {
 }
 
 impl HeightState {
+    /// Whether `proposal` carries a proof of lock for its block in its `valid_view` that holds more than
+    /// 2/3 of this height's weight. The door checked the proof's signatures and order (against the set
+    /// of the message's height, or the newest set for a height the registry did not know yet), so only
+    /// the weight is counted again here, with the set of this height.
+    fn proves_lock(&self, proposal: &Proposal) -> bool {
+        let Some(proof) = &proposal.lock_proof else {
+            return false;
+        };
+        let weight: u64 = proof
+            .signatures
+            .iter()
+            .map(|(voter, _)| self.validators.weight_of(voter).unwrap_or(0))
+            .sum();
+        self.validators.is_quorum(weight)
+    }
+
     fn block(&self, hash: &BlockHash) -> Option<&WellFormedBlock> {
         self.proposals
             .values()

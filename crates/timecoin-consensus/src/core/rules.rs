@@ -66,8 +66,9 @@ impl Core {
                     // L28.
                     Some(vr)
                         if vr < view
-                            && state.votes.quorum(vr, VotePhase::Prepare)
-                                == Some(Some(block_hash)) =>
+                            && (state.votes.quorum(vr, VotePhase::Prepare)
+                                == Some(Some(block_hash))
+                                || state.proves_lock(proposal)) =>
                     {
                         Some(RoundEvent::ProposalWithPrepareQuorum {
                             block_hash,
@@ -215,12 +216,17 @@ impl Core {
             RoundAction::RequestProposal => self.request_proposal(out),
             RoundAction::Repropose(valid) => {
                 let found = self.current.as_ref().and_then(|s| {
-                    s.block(&valid.block_hash)
-                        .cloned()
-                        .map(|b| (s.round.view, b))
+                    s.block(&valid.block_hash).cloned().map(|b| {
+                        // The Prepares that made the value valid travel with it (L28 for nodes that
+                        // never saw them: a double voter may have shown them to this node alone).
+                        let proof = s.votes.lock_proof(valid.view, valid.block_hash);
+                        (s.round.view, b, proof)
+                    })
                 });
                 match found {
-                    Some((view, block)) => self.sign_proposal(view, Some(valid.view), block, out),
+                    Some((view, block, proof)) => {
+                        self.sign_proposal(view, Some(valid.view), block, proof, out)
+                    }
                     // The valid block is gone (only after a restart): a fresh block is as safe, if slower
                     // to agree on.
                     None => self.request_proposal(out),
@@ -256,6 +262,7 @@ impl Core {
         view: View,
         valid_view: Option<View>,
         block: WellFormedBlock,
+        lock_proof: Option<LockProof>,
         out: &mut Vec<Output>,
     ) {
         let Some(state) = self.current.as_mut() else {
@@ -278,6 +285,7 @@ impl Core {
             block,
             proposer: self.me,
             signature,
+            lock_proof,
         };
         self.signed
             .signed

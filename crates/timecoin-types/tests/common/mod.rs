@@ -17,8 +17,9 @@ use proptest::option;
 use proptest::prelude::*;
 use timecoin_types::{
     Address, Amount, Block, BlockHash, BlockHeader, ChainId, ChainParams, CommitCertificate,
-    Genesis, GenesisValidator, Hash, MasternodeRegistration, Network, OutPoint, Proposal,
-    PublicKey, SecretKey, Signature, Tier, Transaction, TxId, TxIn, TxKind, TxOut, Vote, VotePhase,
+    Genesis, GenesisValidator, Hash, LockProof, MasternodeRegistration, Network, OutPoint,
+    Proposal, PublicKey, SecretKey, Signature, Tier, Transaction, TxId, TxIn, TxKind, TxOut, Vote,
+    VotePhase,
 };
 
 pub fn hash() -> impl Strategy<Value = Hash> {
@@ -186,15 +187,17 @@ pub fn proposal() -> impl Strategy<Value = Proposal> {
         block().prop_map(Block::seal),
         public_key(),
         signature(),
+        option::of(vec((public_key(), signature()), 0..4)),
     )
         .prop_map(
-            |(height, view, valid_view, block, proposer, signature)| Proposal {
+            |(height, view, valid_view, block, proposer, signature, proof)| Proposal {
                 height,
                 view,
                 valid_view,
                 block,
                 proposer,
                 signature,
+                lock_proof: proof.map(|signatures| LockProof { signatures }),
             },
         )
 }
