@@ -36,9 +36,9 @@
 //! // The leader asks for a template; once the block is final, the pool forgets what it included.
 //! let template = pool.template(genesis.params.block_limit());
 //! assert_eq!(template.len(), 1);
-//! let mut block = genesis.block();
+//! let mut block = genesis.block().into_block();
 //! block.transactions = template.iter().map(|tx| (**tx).clone()).collect();
-//! pool.on_finalized(&block);
+//! pool.on_finalized(&block.seal());
 //! assert!(pool.is_empty());
 //! # Ok::<(), MempoolError>(())
 //! ```

@@ -58,10 +58,10 @@ pub struct HostTiming {
     /// While a height stays undecided for this long, re-broadcast every message of that height in the
     /// WAL (all views, not only the current one) this often; `None` turns it off.
     ///
-    /// Why the host does this: the core's own retransmit re-sends only the current view's messages, so a
-    /// Prepare lost in an earlier view is never sent again, and a node locked on a block from that view
-    /// can then never convince the others (they lack the proof-of-lock Prepares for the re-proposal's
-    /// `valid_view`). See `docs/SIMULATOR.md`, "Consensus findings".
+    /// Why the host does this: the core retransmits its own messages of the views it keeps, and a
+    /// re-proposal carries its proof of lock, but a message lost beyond the kept views is re-sent by
+    /// nothing else. Re-sending the whole WAL of a stuck height stands in for the gossip a real network
+    /// gives. See `docs/SIMULATOR.md`, "Consensus findings".
     pub resend_interval_ms: Option<Millis>,
 }
 
