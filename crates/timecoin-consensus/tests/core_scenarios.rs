@@ -18,8 +18,8 @@ use timecoin_consensus::{
 };
 use timecoin_crypto::{ChainId, PublicKey, SecretKey, Signature};
 use timecoin_types::{
-    Amount, Block, Genesis, Height, Proposal, TxBuilder, View, Vote, VotePhase, WellFormedBlock,
-    Wire,
+    Amount, Block, Genesis, Height, LockProof, Proposal, TxBuilder, View, Vote, VotePhase,
+    WellFormedBlock, Wire,
 };
 
 use VotePhase::{Commit, Prepare};
@@ -323,6 +323,96 @@ fn a_proposal_whose_body_a_relay_swapped_never_decodes_and_cannot_poison_the_gen
     assert_eq!(one_vote(&out, Prepare).block_hash, Some(genuine.hash()));
 }
 
+/// The re-proposal in `out` (made without asking the application), checked to carry a valid proof of
+/// lock for its `valid_view`.
+fn re_proposal(rig: &Rig, out: &[Output]) -> Proposal {
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::RequestProposal { .. }))
+    );
+    let p = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Broadcast(Message::Proposal(p)) => Some(p.clone()),
+            _ => None,
+        })
+        .expect("re-proposal");
+    assert!(p.lock_proof.is_some(), "a re-proposal carries its proof");
+    rig.validators.verify_lock_proof(&p, rig.chain).unwrap();
+    p
+}
+
+/// Issue 8, finding 3 on one core: a node that counted a double voter's nil in view 0 never sees a
+/// Prepare quorum for B there, yet accepts B's re-proposal in view 1 on the proof it carries; a proof
+/// short of a quorum, or naming a view not below the proposal's, is refused at the door.
+#[test]
+fn a_re_proposal_with_its_proof_of_lock_is_accepted_by_a_node_that_never_saw_the_quorum() {
+    let me = 1;
+    let h = (1..1_000)
+        .find(|h| {
+            let rig = Rig::new(me);
+            rig.leader(*h, 0) != me && rig.leader(*h, 1) != me
+        })
+        .unwrap();
+    let mut rig = Rig::new(me);
+    rig.start(h);
+    let b = rig.block(h, 0, 5);
+    let leader1 = rig.leader(h, 1);
+    let double = (0..4).find(|i| *i != me && *i != leader1).unwrap();
+    // View 0: no proposal reaches this node; it hears the double voter's nil, then the view ends.
+    rig.votes_from(&[double], Prepare, h, 0, None);
+    rig.timeout(h, 0, TimeoutKind::Propose);
+    let nils: Vec<usize> = (0..4).filter(|i| *i != me).collect();
+    rig.votes_from(&nils, Commit, h, 0, None);
+    rig.timeout(h, 0, TimeoutKind::Commit);
+    assert_eq!(rig.round().view, 1);
+
+    // The three Prepares for B in view 0 that the leader of view 1 holds (the double voter's included).
+    let signers: Vec<usize> = (0..4).filter(|i| *i != me).collect();
+    let proof_of = |who: &[usize]| {
+        let mut signatures: Vec<_> = who
+            .iter()
+            .map(|i| {
+                let v = Vote::sign(&key(*i), rig.chain, Prepare, h, 0, Some(b.hash()));
+                (v.voter, v.signature)
+            })
+            .collect();
+        signatures.sort_by_key(|s| s.0);
+        LockProof { signatures }
+    };
+    let leader_key = key(leader1);
+    let re_proposal = Proposal::sign(&leader_key, rig.chain, h, 1, Some(0), b.clone());
+
+    // Refused at the door: two signers are no quorum; a proof must name a view below the proposal's.
+    let short = re_proposal.clone().with_lock_proof(proof_of(&signers[..2]));
+    assert!(matches!(
+        Verified::<Proposal>::verify(short, rig.chain, &rig.validators),
+        Err(ConsensusError::InsufficientWeight { .. })
+    ));
+    let same_view = Proposal::sign(&leader_key, rig.chain, h, 1, Some(1), b.clone())
+        .with_lock_proof(proof_of(&signers));
+    assert!(matches!(
+        Verified::<Proposal>::verify(same_view, rig.chain, &rig.validators),
+        Err(ConsensusError::InvalidLockProof { .. })
+    ));
+
+    // Accepted with the full proof: validity is asked, then this node Prepares B through L28.
+    let full = re_proposal.with_lock_proof(proof_of(&signers));
+    let verified = Verified::<Proposal>::verify(full, rig.chain, &rig.validators).unwrap();
+    let out = rig.core.handle(Input::Proposal(verified));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::RequestValidity { .. })),
+        "{out:?}"
+    );
+    let out = rig.core.handle(Input::Validity {
+        height: h,
+        block_hash: b.hash(),
+        valid: true,
+    });
+    assert_eq!(one_vote(&out, Prepare).block_hash, Some(b.hash()));
+}
+
 /// Locks on B in view 0 while the others Commit nil, then moves to view 1.
 fn locked_in_view_0(me: usize) -> (Rig, Height, WellFormedBlock) {
     locked_in_view_0_with(Rig::new(me))
@@ -438,17 +528,7 @@ fn the_leader_re_proposes_its_valid_block_with_its_view() {
     rig.votes_from(&others[..2], Commit, h, 0, None);
     let out = rig.timeout(h, 0, TimeoutKind::Commit);
     // L15-L16, L19: the proposal of view 1 is B with valid_view 0, without asking the application.
-    assert!(
-        !out.iter()
-            .any(|o| matches!(o, Output::RequestProposal { .. }))
-    );
-    let p = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Broadcast(Message::Proposal(p)) => Some(p.clone()),
-            _ => None,
-        })
-        .expect("re-proposal");
+    let p = re_proposal(&rig, &out);
     assert_eq!(
         (p.view, p.valid_view, p.block.hash()),
         (1, Some(0), b.hash())
@@ -827,17 +907,7 @@ fn a_leader_long_past_its_lock_re_proposes_the_locked_block() {
     let (mut rig, h, b) = locked_in_view_0(3);
     let far = a_view_past_the_window(&rig, h, rig.me, true);
     let out = skip_to(&mut rig, h, far);
-    assert!(
-        !out.iter()
-            .any(|o| matches!(o, Output::RequestProposal { .. }))
-    );
-    let p = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Broadcast(Message::Proposal(p)) => Some(p.clone()),
-            _ => None,
-        })
-        .expect("re-proposal");
+    let p = re_proposal(&rig, &out);
     assert_eq!(
         (p.view, p.valid_view, p.block.hash()),
         (far, Some(0), b.hash())
