@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 use timecoin_crypto::PublicKey;
-use timecoin_types::{Height, Proposal, View, Vote, Wire};
+use timecoin_types::{Height, LockProof, Proposal, View, Vote, WellFormedBlock, Wire};
+
+use crate::Message;
 
 /// A message this node signed, persisted before it is sent.
 ///
@@ -15,11 +17,22 @@ pub enum WalEntry {
     Proposed(Proposal),
     /// A Prepare or Commit this node signed.
     Voted(Vote),
+    /// A Commit for a block, which locks this node on it (L36–L38), with the block and the Prepare
+    /// quorum that justified it: after a restart the node can still re-propose the locked block, with its
+    /// proof, instead of a fresh one. Stands in for `Voted(commit)` of that slot.
+    Locked {
+        /// The Commit signed.
+        commit: Vote,
+        /// The block locked on.
+        block: WellFormedBlock,
+        /// The Prepares of more than 2/3 of the weight for it in the Commit's view.
+        proof: LockProof,
+    },
 }
 
 impl Wire for WalEntry {
     const NAME: &'static str = "consensus WAL entry";
-    const MAX_ENCODED_LEN: usize = Proposal::MAX_ENCODED_LEN + 16;
+    const MAX_ENCODED_LEN: usize = Proposal::MAX_ENCODED_LEN + Vote::MAX_ENCODED_LEN + 16;
 }
 
 impl WalEntry {
@@ -27,7 +40,7 @@ impl WalEntry {
     pub fn height(&self) -> Height {
         match self {
             WalEntry::Proposed(p) => p.height,
-            WalEntry::Voted(v) => v.height,
+            WalEntry::Voted(v) | WalEntry::Locked { commit: v, .. } => v.height,
         }
     }
 
@@ -35,7 +48,15 @@ impl WalEntry {
     pub fn view(&self) -> View {
         match self {
             WalEntry::Proposed(p) => p.view,
-            WalEntry::Voted(v) => v.view,
+            WalEntry::Voted(v) | WalEntry::Locked { commit: v, .. } => v.view,
+        }
+    }
+
+    /// The message it records as signed (a `Locked` entry records its Commit).
+    pub fn into_message(self) -> Message {
+        match self {
+            WalEntry::Proposed(p) => Message::Proposal(p),
+            WalEntry::Voted(v) | WalEntry::Locked { commit: v, .. } => Message::Vote(v),
         }
     }
 
@@ -43,7 +64,7 @@ impl WalEntry {
     pub fn signer(&self) -> PublicKey {
         match self {
             WalEntry::Proposed(p) => p.proposer,
-            WalEntry::Voted(v) => v.voter,
+            WalEntry::Voted(v) | WalEntry::Locked { commit: v, .. } => v.voter,
         }
     }
 }

@@ -686,6 +686,49 @@ fn a_restart_keeps_the_lock() {
     assert_eq!(one_vote(&out, Prepare).block_hash, None);
 }
 
+/// Issue 8, restart: a validator locked on B crashes and restarts from its WAL alone (every vote it had
+/// counted is gone). When it leads the next view it re-proposes B, not a fresh block, with B's proof of
+/// lock restored from the WAL, so nodes that never saw the quorum accept it.
+#[test]
+fn a_restarted_locked_leader_re_proposes_its_locked_block_with_its_proof() {
+    let me = 2;
+    let h = (1..1_000)
+        .find(|h| {
+            let rig = Rig::new(me);
+            rig.leader(*h, 0) != me && rig.leader(*h, 1) == me
+        })
+        .unwrap();
+    let mut rig = Rig::new(me);
+    let mut out = rig.start(h);
+    let b = rig.block(h, 0, 1);
+    out.extend(rig.propose(h, 0, None, &b, true));
+    let others = rig.others();
+    out.extend(rig.votes_from(&others[..2], Prepare, h, 0, Some(&b)));
+    assert_eq!(rig.round().locked.map(|l| l.block_hash), Some(b.hash()));
+    let wal: Vec<WalEntry> = out
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Persist(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        wal.iter()
+            .any(|e| matches!(e, WalEntry::Locked { block, .. } if block.hash() == b.hash())),
+        "the lock's Commit is persisted with its block"
+    );
+
+    let mut restarted = Rig::new(me);
+    restarted.core = Core::restore(rig.config.clone(), key(me), wal).unwrap();
+    restarted.start(h);
+    restarted.votes_from(&others[..2], Commit, h, 0, None);
+    let out = restarted.timeout(h, 0, TimeoutKind::Commit);
+    assert_eq!(restarted.round().view, 1);
+    let p = re_proposal(&restarted, &out);
+    assert_eq!((p.view, p.valid_view), (1, Some(0)));
+    assert_eq!(p.block, b, "the locked block, not a fresh one");
+}
+
 #[test]
 fn a_wal_of_another_validator_is_refused() {
     let chain = ChainId(1337);

@@ -13,7 +13,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{Net, key, next_random};
-use timecoin_consensus::{Config, Evidence, Message, WalEntry};
+use timecoin_consensus::{Config, Evidence, Message};
 use timecoin_types::{BlockHash, Genesis, Tier, Vote, VotePhase};
 
 #[test]
@@ -158,9 +158,9 @@ fn validators_crashing_mid_height_restart_from_their_wal_and_the_network_agrees(
         for node in &net.nodes {
             let mut slots = std::collections::BTreeMap::new();
             for e in &node.wal {
-                let slot = match e {
-                    WalEntry::Proposed(p) => (p.height, p.view, 0u8),
-                    WalEntry::Voted(v) => (v.height, v.view, 1 + v.phase as u8),
+                let slot = match e.clone().into_message() {
+                    Message::Proposal(p) => (p.height, p.view, 0u8),
+                    Message::Vote(v) => (v.height, v.view, 1 + v.phase as u8),
                 };
                 if let Some(previous) = slots.insert(slot, e.clone()) {
                     assert_eq!(

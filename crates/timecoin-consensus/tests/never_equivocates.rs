@@ -98,9 +98,10 @@ proptest! {
             for o in outputs {
                 match o {
                     Output::Persist(e) => {
-                        let (slot, m) = match &e {
-                            WalEntry::Proposed(p) => ((p.view, 0), Message::Proposal(p.clone())),
-                            WalEntry::Voted(v) => ((v.view, 1 + (v.phase == VotePhase::Commit) as u8), Message::Vote(v.clone())),
+                        let m = e.clone().into_message();
+                        let slot = match &m {
+                            Message::Proposal(p) => (p.view, 0),
+                            Message::Vote(v) => (v.view, 1 + (v.phase == VotePhase::Commit) as u8),
                         };
                         if let Some(previous) = signed.get(&slot) {
                             prop_assert_eq!(previous, &m, "two messages for slot {:?}", slot);
@@ -109,9 +110,9 @@ proptest! {
                         wal.push(e);
                     }
                     Output::Broadcast(m) => {
-                        let persisted = wal.iter().any(|e| match (e, &m) {
-                            (WalEntry::Proposed(p), Message::Proposal(q)) => p == q,
-                            (WalEntry::Voted(v), Message::Vote(w)) => v == w,
+                        let persisted = wal.iter().any(|e| match (e.clone().into_message(), &m) {
+                            (Message::Proposal(p), Message::Proposal(q)) => p == *q,
+                            (Message::Vote(v), Message::Vote(w)) => v == *w,
                             _ => false,
                         });
                         prop_assert!(persisted, "sent before persisted: {:?}", m);

@@ -123,9 +123,9 @@ impl InvariantChecker {
                 node: id,
                 reason: format!("WAL entry does not decode: {e}"),
             })?;
-            let (slot, message) = match entry {
-                WalEntry::Proposed(p) => ((p.height, p.view, 0), Message::Proposal(p)),
-                WalEntry::Voted(v) => {
+            let (slot, message) = match entry.into_message() {
+                Message::Proposal(p) => ((p.height, p.view, 0), Message::Proposal(p)),
+                Message::Vote(v) => {
                     let kind = match v.phase {
                         VotePhase::Prepare => 1,
                         VotePhase::Commit => 2,

@@ -672,10 +672,7 @@ fn dispatch(sends: Vec<(Option<NodeId>, Packet)>, ctx: &mut Context<Packet>) {
 
 /// The message a WAL entry records.
 fn wal_message(entry: WalEntry) -> Message {
-    match entry {
-        WalEntry::Proposed(p) => Message::Proposal(p),
-        WalEntry::Voted(v) => Message::Vote(v),
-    }
+    entry.into_message()
 }
 
 /// The messages of every decodable WAL entry, in order.

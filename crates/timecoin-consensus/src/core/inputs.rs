@@ -32,6 +32,7 @@ impl Core {
             self.signed = SignLog {
                 height,
                 signed: BTreeMap::new(),
+                lock: None,
             };
         }
         info!(height, validators = validators.len(), "starting height");
@@ -43,6 +44,7 @@ impl Core {
             double_proposals: BTreeMap::new(),
             validity: BTreeMap::new(),
             requested_proposal: None,
+            restored_lock: None,
         };
         // Resume where the WAL left off: the lock is the latest own Commit for a block (L38–L39 set it
         // exactly when that Commit is signed), and the view is the latest one signed in.
@@ -61,6 +63,17 @@ impl Core {
                 _ => None,
             })
             .max_by_key(|value| value.view);
+        // The locked block and its proof, if the WAL kept them: the lock is then also the valid value
+        // (validRound ≥ lockedRound always holds), so as leader this node re-proposes it (L15) with its
+        // proof instead of a fresh block.
+        if let (Some(locked), Some((view, block, proof))) = (state.round.locked, &self.signed.lock)
+            && *view == locked.view
+            && block.hash() == locked.block_hash
+        {
+            state.validity.insert(locked.block_hash, Validity::Valid);
+            state.restored_lock = Some((block.clone(), proof.clone()));
+            state.round.valid = Some(locked);
+        }
         for message in self.signed.signed.values() {
             match message {
                 Message::Vote(v) => {

@@ -60,6 +60,8 @@ impl From<VotePhase> for Slot {
 struct SignLog {
     height: Height,
     signed: BTreeMap<(View, Slot), Message>,
+    /// The latest lock recorded at this height (`WalEntry::Locked`): its view, block and proof.
+    lock: Option<(View, WellFormedBlock, LockProof)>,
 }
 
 /// What the application said about a block.
@@ -100,6 +102,9 @@ struct HeightState {
     validity: BTreeMap<BlockHash, Validity>,
     /// The view for which the application was last asked for a block.
     requested_proposal: Option<View>,
+    /// The locked block and its proof, restored from the WAL after a restart (the proposal that carried
+    /// the block is gone then), so the node can still re-propose it.
+    restored_lock: Option<(WellFormedBlock, LockProof)>,
 }
 
 impl HeightState {
@@ -124,6 +129,24 @@ impl HeightState {
             .values()
             .find(|p| p.block_hash == *hash)
             .map(|p| &p.proposal.block)
+            .or_else(|| {
+                self.restored_lock
+                    .as_ref()
+                    .map(|(block, _)| block)
+                    .filter(|block| block.hash() == *hash)
+            })
+    }
+
+    /// A proof of lock for `value`: from this height's tally, or the one restored with the lock.
+    fn lock_proof(&self, value: ValueAt) -> Option<LockProof> {
+        self.votes
+            .lock_proof(value.view, value.block_hash)
+            .or_else(|| {
+                self.restored_lock
+                    .as_ref()
+                    .filter(|(block, _)| block.hash() == value.block_hash)
+                    .map(|(_, proof)| proof.clone())
+            })
     }
 
     /// Views below the current one kept, with their votes and proposal, even below the view window and
@@ -252,6 +275,7 @@ impl Core {
                 core.signed = SignLog {
                     height,
                     signed: BTreeMap::new(),
+                    lock: None,
                 };
             }
             if height < core.signed.height {
@@ -260,6 +284,21 @@ impl Core {
             let (key, message) = match entry {
                 WalEntry::Proposed(p) => ((p.view, Slot::Proposal), Message::Proposal(p)),
                 WalEntry::Voted(v) => ((v.view, Slot::from(v.phase)), Message::Vote(v)),
+                WalEntry::Locked {
+                    commit,
+                    block,
+                    proof,
+                } => {
+                    if core
+                        .signed
+                        .lock
+                        .as_ref()
+                        .is_none_or(|(v, _, _)| commit.view > *v)
+                    {
+                        core.signed.lock = Some((commit.view, block, proof));
+                    }
+                    ((commit.view, Slot::Commit), Message::Vote(commit))
+                }
             };
             // The first entry of a slot is what went out; a later different one cannot exist unless the
             // log was tampered with, and keeping the first is the safe choice.

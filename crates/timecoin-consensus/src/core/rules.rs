@@ -219,7 +219,7 @@ impl Core {
                     s.block(&valid.block_hash).cloned().map(|b| {
                         // The Prepares that made the value valid travel with it (L28 for nodes that
                         // never saw them: a double voter may have shown them to this node alone).
-                        let proof = s.votes.lock_proof(valid.view, valid.block_hash);
+                        let proof = s.lock_proof(valid);
                         (s.round.view, b, proof)
                     })
                 });
@@ -341,7 +341,26 @@ impl Core {
         self.signed
             .signed
             .insert((view, Slot::from(phase)), Message::Vote(vote.clone()));
-        out.push(Output::Persist(WalEntry::Voted(vote.clone())));
+        // A Commit for a block is a lock (L36–L38): record the block and its Prepare quorum with it, so
+        // a restart can re-propose the locked block rather than a fresh one.
+        let lock = match (phase, block_hash) {
+            (VotePhase::Commit, Some(hash)) => {
+                state.block(&hash).cloned().zip(state.lock_proof(ValueAt {
+                    view,
+                    block_hash: hash,
+                }))
+            }
+            _ => None,
+        };
+        let entry = match lock {
+            Some((block, proof)) => WalEntry::Locked {
+                commit: vote.clone(),
+                block,
+                proof,
+            },
+            None => WalEntry::Voted(vote.clone()),
+        };
+        out.push(Output::Persist(entry));
         out.push(Output::Broadcast(Message::Vote(vote.clone())));
         state.votes.note_view(self.me, view, view);
         let _ = state.votes.add(vote, now);
