@@ -6,21 +6,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use timecoin_types::{BlockHash, CommitCertificate, Height, Proposal, View, Vote, WellFormedBlock};
 
+use crate::round::TimeoutKind;
 use crate::sync::CertifiedBlock;
 use crate::{Evidence, Message, ValidatorSet, Verified, WalEntry};
-
-/// Which timer of a view fired.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum TimeoutKind {
-    /// No proposal acted on in time: Prepare nil (L57).
-    Propose,
-    /// Prepares for anything but no quorum for one value: Commit nil (L61).
-    Prepare,
-    /// Commits for anything but no quorum for one value: next view (L65).
-    Commit,
-    /// Re-broadcast this view's own messages, then reschedule.
-    Retransmit,
-}
 
 /// A timer to fire: the host feeds it back as [`Input::Timeout`] after the scheduled duration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

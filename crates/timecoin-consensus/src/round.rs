@@ -10,7 +10,18 @@
 use serde::{Deserialize, Serialize};
 use timecoin_types::{BlockHash, Height, View};
 
-use crate::TimeoutKind;
+/// Which timer of a view fired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TimeoutKind {
+    /// No proposal acted on in time: Prepare nil (L57).
+    Propose,
+    /// Prepares for anything but no quorum for one value: Commit nil (L61).
+    Prepare,
+    /// Commits for anything but no quorum for one value: next view (L65).
+    Commit,
+    /// Re-broadcast this view's own messages, then reschedule.
+    Retransmit,
+}
 
 /// Where a view is (the paper's `step_p`, plus the decision).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -1,37 +1,14 @@
-//! The signer the core signs with, and [`Verified`]: proof that a message's signature and signer were
-//! checked before it reached the core.
+//! [`Verified`]: proof that a message's signature and signer were checked before it reached the core;
+//! and the [`Signer`] the core signs with (defined in `timecoin-crypto`, re-exported here).
 
 use std::ops::Deref;
 
-use timecoin_crypto::{
-    BatchItem, ChainId, PublicKey, SecretKey, SigDomain, Signature, verify_batch,
-};
+pub use timecoin_crypto::Signer;
+use timecoin_crypto::{BatchItem, ChainId, SigDomain, verify_batch};
 use timecoin_types::{Proposal, Vote};
 
 use crate::sync::CertifiedBlock;
 use crate::{ConsensusError, Message, ValidatorSet};
-
-/// Signs the core's proposals and votes.
-///
-/// An implementation must sign `domain.signing_bytes(chain, message)` with the key whose public half is
-/// [`Signer::public_key`] (exactly what [`SecretKey::sign`] does), and must not refuse: the core has
-/// already persisted what it is about to sign. A remote signer (HSM, KMS) may add its own double-sign
-/// guard; the core never asks it to sign two different messages for one slot.
-pub trait Signer: Send + Sync {
-    /// The validator's key.
-    fn public_key(&self) -> PublicKey;
-    /// Signs `message` for `domain` on `chain`.
-    fn sign(&self, domain: SigDomain, chain: ChainId, message: &[u8]) -> Signature;
-}
-
-impl Signer for SecretKey {
-    fn public_key(&self) -> PublicKey {
-        SecretKey::public_key(self)
-    }
-    fn sign(&self, domain: SigDomain, chain: ChainId, message: &[u8]) -> Signature {
-        SecretKey::sign(self, domain, chain, message)
-    }
-}
 
 /// A value whose signature (and signer's membership) has been checked.
 ///

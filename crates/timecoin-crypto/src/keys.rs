@@ -233,6 +233,28 @@ impl fmt::Debug for SecretKey {
     }
 }
 
+/// Whatever signs for a validator or a wallet: a key in memory, or a remote signer (HSM, KMS).
+///
+/// An implementation must sign `domain.signing_bytes(chain, message)` with the key whose public half is
+/// [`Signer::public_key`] (exactly what [`SecretKey::sign`] does), and must not refuse: a consensus core
+/// has already persisted what it is about to sign. A remote signer may add its own double-sign guard;
+/// the core never asks it to sign two different messages for one slot.
+pub trait Signer: Send + Sync {
+    /// The signing key's public half.
+    fn public_key(&self) -> PublicKey;
+    /// Signs `message` for `domain` on `chain`.
+    fn sign(&self, domain: SigDomain, chain: ChainId, message: &[u8]) -> Signature;
+}
+
+impl Signer for SecretKey {
+    fn public_key(&self) -> PublicKey {
+        SecretKey::public_key(self)
+    }
+    fn sign(&self, domain: SigDomain, chain: ChainId, message: &[u8]) -> Signature {
+        SecretKey::sign(self, domain, chain, message)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

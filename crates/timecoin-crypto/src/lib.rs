@@ -53,6 +53,6 @@ pub use address::{Address, Network};
 pub use domain::{ChainId, HashDomain, SigDomain};
 pub use error::CryptoError;
 pub use hash::{HASH_LEN, Hash, Hasher, hash, merkle_root};
-pub use keys::{PUBLIC_KEY_LEN, PublicKey, SECRET_KEY_LEN, SecretKey};
+pub use keys::{PUBLIC_KEY_LEN, PublicKey, SECRET_KEY_LEN, SecretKey, Signer};
 pub use lthash::LtHash;
 pub use sig::{BatchItem, SIGNATURE_LEN, Signature, verify, verify_batch, verify_batch_parallel};

@@ -2,7 +2,7 @@
 //! certificate that finalizes a block. Each signature binds chain id, height, view, phase and block hash.
 
 use serde::{Deserialize, Serialize};
-use timecoin_crypto::{ChainId, CryptoError, PublicKey, SecretKey, SigDomain, Signature};
+use timecoin_crypto::{ChainId, CryptoError, PublicKey, SigDomain, Signature, Signer};
 
 use crate::{BlockHash, Height, View, WellFormedBlock, Wire, codec};
 
@@ -48,9 +48,9 @@ impl Vote {
         codec::encode(&(phase, height, view, block_hash))
     }
 
-    /// Creates and signs a vote.
+    /// Creates and signs a vote with `key` (a [`timecoin_crypto::SecretKey`] or any other [`Signer`]).
     pub fn sign(
-        key: &SecretKey,
+        key: &(impl Signer + ?Sized),
         chain: ChainId,
         phase: VotePhase,
         height: Height,
@@ -130,9 +130,10 @@ impl Proposal {
         codec::encode(&(height, view, valid_view, block_hash))
     }
 
-    /// Creates and signs a proposal.
+    /// Creates and signs a proposal with `key` (a [`timecoin_crypto::SecretKey`] or any other
+    /// [`Signer`]).
     pub fn sign(
-        key: &SecretKey,
+        key: &(impl Signer + ?Sized),
         chain: ChainId,
         height: Height,
         view: View,

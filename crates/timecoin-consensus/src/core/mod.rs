@@ -11,14 +11,16 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
-use timecoin_crypto::{PublicKey, SigDomain};
+use timecoin_crypto::PublicKey;
 use timecoin_types::{
     BlockHash, Height, LockProof, Proposal, View, Vote, VotePhase, WellFormedBlock,
 };
 use tracing::{debug, info, warn};
 
 use crate::buffer::FutureBuffer;
-use crate::round::{self, LockRule, RoundAction, RoundEvent, RoundState, Step, ValueAt};
+use crate::round::{
+    self, LockRule, RoundAction, RoundEvent, RoundState, Step, Transition, ValueAt,
+};
 use crate::sync::CertifiedBlock;
 use crate::votes::{AddOutcome, VoteKeeper};
 use crate::{

@@ -8,16 +8,17 @@ impl Core {
     /// Fires every rule whose condition holds, until none does.
     pub(super) fn progress(&mut self, out: &mut Vec<Output>) {
         for _ in 0..MAX_TRANSITIONS_PER_INPUT {
-            let Some(event) = self.next_event() else {
+            let Some((event, transition)) = self.next_event() else {
                 return;
             };
-            self.fire(event, out);
+            self.apply(event, transition, out);
         }
         warn!("transition limit reached in one input; state machine did not settle");
     }
 
-    /// The first rule, in the paper's priority, whose condition holds and whose guard passes.
-    pub(super) fn next_event(&mut self) -> Option<RoundEvent> {
+    /// The first rule, in the paper's priority, whose condition holds and whose guard passes, with the
+    /// transition it makes (computed once, here).
+    pub(super) fn next_event(&mut self) -> Option<(RoundEvent, Transition)> {
         let me = self.me;
         let lock_rule = self.lock_rule;
         let state = self.current.as_mut()?;
@@ -27,8 +28,9 @@ impl Core {
         let (height, view) = (state.round.height, state.round.view);
         let skip = state.votes.skip_target(view);
         let state = &*state;
-        let passes =
-            |event: &RoundEvent| round::apply_with(&state.round, *event, lock_rule).is_some();
+        let attempt = |event: RoundEvent| {
+            round::apply_with(&state.round, event, lock_rule).map(|t| (event, t))
+        };
 
         // L49, in any view of the height.
         for (r, block_hash) in state.votes.commit_quorums() {
@@ -38,9 +40,9 @@ impl Core {
             };
             if state.validity(&block_hash) == Validity::Valid
                 && state.block(&block_hash).is_some()
-                && passes(&event)
+                && let Some(found) = attempt(event)
             {
-                return Some(event);
+                return Some(found);
             }
         }
         // L55.
@@ -50,8 +52,8 @@ impl Core {
                 view: target,
                 is_leader,
             };
-            if passes(&event) {
-                return Some(event);
+            if let Some(found) = attempt(event) {
+                return Some(found);
             }
         }
         let prepare_quorum = state.votes.quorum(view, VotePhase::Prepare);
@@ -78,40 +80,58 @@ impl Core {
                     }
                     Some(_) => None,
                 };
-                if let Some(event) = event
-                    && passes(&event)
-                {
-                    return Some(event);
+                if let Some(found) = event.and_then(attempt) {
+                    return Some(found);
                 }
             }
             // L36.
             let event = RoundEvent::ProposalAndPrepareQuorum { block_hash };
-            if valid && prepare_quorum == Some(Some(block_hash)) && passes(&event) {
-                return Some(event);
+            if valid
+                && prepare_quorum == Some(Some(block_hash))
+                && let Some(found) = attempt(event)
+            {
+                return Some(found);
             }
         }
         // L44.
-        if prepare_quorum == Some(None) && passes(&RoundEvent::PrepareNil) {
-            return Some(RoundEvent::PrepareNil);
+        if prepare_quorum == Some(None)
+            && let Some(found) = attempt(RoundEvent::PrepareNil)
+        {
+            return Some(found);
         }
         // L34.
-        if state.votes.quorum_any(view, VotePhase::Prepare) && passes(&RoundEvent::PrepareAny) {
-            return Some(RoundEvent::PrepareAny);
+        if state.votes.quorum_any(view, VotePhase::Prepare)
+            && let Some(found) = attempt(RoundEvent::PrepareAny)
+        {
+            return Some(found);
         }
         // L47.
-        if state.votes.quorum_any(view, VotePhase::Commit) && passes(&RoundEvent::CommitAny) {
-            return Some(RoundEvent::CommitAny);
+        if state.votes.quorum_any(view, VotePhase::Commit)
+            && let Some(found) = attempt(RoundEvent::CommitAny)
+        {
+            return Some(found);
         }
         None
     }
 
-    /// Applies one event to the round state and executes its actions.
+    /// Applies one event to the round state and executes its actions, if its guard passes.
     pub(super) fn fire(&mut self, event: RoundEvent, out: &mut Vec<Output>) {
-        let lock_rule = self.lock_rule;
-        let Some(state) = self.current.as_mut() else {
+        let Some(state) = self.current.as_ref() else {
             return;
         };
-        let Some(transition) = round::apply_with(&state.round, event, lock_rule) else {
+        if let Some(transition) = round::apply_with(&state.round, event, self.lock_rule) {
+            self.apply(event, transition, out);
+        }
+    }
+
+    /// Makes `transition` (of `event`) the round state and executes its actions.
+    pub(super) fn apply(
+        &mut self,
+        event: RoundEvent,
+        transition: Transition,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(state) = self.current.as_mut() else {
             return;
         };
         debug!(?event, view = transition.state.view, step = ?transition.state.step, "transition");
@@ -274,19 +294,15 @@ impl Core {
             return;
         }
         let block_hash = block.hash();
-        let message = Proposal::signing_message(height, view, valid_view, &block_hash);
-        let signature = self
-            .signer
-            .sign(SigDomain::Proposal, self.config.chain_id, &message);
-        let proposal = Proposal {
+        let mut proposal = Proposal::sign(
+            &*self.signer,
+            self.config.chain_id,
             height,
             view,
             valid_view,
             block,
-            proposer: self.me,
-            signature,
-            lock_proof,
-        };
+        );
+        proposal.lock_proof = lock_proof;
         self.signed
             .signed
             .insert((view, Slot::Proposal), Message::Proposal(proposal.clone()));
@@ -326,18 +342,14 @@ impl Core {
             out.push(Output::Broadcast(existing.clone()));
             return;
         }
-        let message = Vote::signing_message(phase, height, view, block_hash);
-        let signature = self
-            .signer
-            .sign(SigDomain::Vote, self.config.chain_id, &message);
-        let vote = Vote {
+        let vote = Vote::sign(
+            &*self.signer,
+            self.config.chain_id,
             phase,
             height,
             view,
             block_hash,
-            voter: self.me,
-            signature,
-        };
+        );
         self.signed
             .signed
             .insert((view, Slot::from(phase)), Message::Vote(vote.clone()));
