@@ -1,195 +1,30 @@
-//! The driver: turns inputs into round events (checking leaders, quorums and validity), runs the round
-//! state machine, signs what it says to sign (persisting first), and moves across views.
+//! The consensus core: routes each input to the driver of the height being decided, buffers messages
+//! for later heights, starts heights, restores from the WAL, and keeps what spans heights (settings,
+//! signer, clock, evidence).
 //!
-//! `mod.rs` holds the state and the public API, `inputs.rs` what each input does, `rules.rs` the search
-//! for the next rule to fire and the execution of its actions.
+//! `driver/` holds the driver of one height (its state, what each input does, the rules);
+//! `sign_log.rs` what this node signed at a height; `evidence.rs` the evidence collected.
 
-mod inputs;
-mod rules;
+mod driver;
+mod evidence;
+mod sign_log;
 
-use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
 use timecoin_crypto::PublicKey;
-use timecoin_types::{
-    BlockHash, Height, LockProof, Proposal, View, Vote, VotePhase, WellFormedBlock,
-};
+use timecoin_types::Height;
 use tracing::{debug, info, warn};
 
 use crate::buffer::FutureBuffer;
-use crate::round::{
-    self, LockRule, RoundAction, RoundEvent, RoundState, Step, Transition, ValueAt,
-};
-use crate::sync::CertifiedBlock;
-use crate::votes::{AddOutcome, VoteKeeper};
+use crate::round::{LockRule, RoundState};
 use crate::{
-    Config, ConsensusError, Evidence, Input, Message, Output, ProposalDigest, Signer, Timeout,
-    TimeoutKind, ValidatorSet, WalEntry,
+    Config, ConsensusError, Evidence, Input, Message, Output, Signer, ValidatorSet, WalEntry,
 };
-
-/// Upper bound on rule firings per input; each firing moves the state forward, and far fewer than this
-/// are possible per input, so reaching it means a bug, which is logged rather than looped on.
-const MAX_TRANSITIONS_PER_INPUT: usize = 256;
-
-/// Most views pinned at once (see `HeightState::pinned_views`): kept, with their votes and proposal,
-/// below the view window and past the vote TTL. Room for this node's lock and valid value, the
-/// proof-of-lock view of the current view's proposal, and one more for the nearest view ahead whose
-/// proposal names one. So a height keeps at most `max_past_views + max_future_views + 1 +
-/// MAX_PINNED_VIEWS` views (25 with the defaults), each with at most one proposal and `2·n` votes.
-pub const MAX_PINNED_VIEWS: usize = 4;
-
-/// One signing slot of a height: a validator signs at most one message per slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Slot {
-    Proposal,
-    Prepare,
-    Commit,
-}
-
-impl From<VotePhase> for Slot {
-    fn from(phase: VotePhase) -> Self {
-        match phase {
-            VotePhase::Prepare => Slot::Prepare,
-            VotePhase::Commit => Slot::Commit,
-        }
-    }
-}
-
-/// Everything this node signed at one height: the double-sign guard, rebuilt from the WAL on restart.
-/// At most three messages per view of the height.
-#[derive(Debug, Default)]
-struct SignLog {
-    height: Height,
-    signed: BTreeMap<(View, Slot), Message>,
-    /// The latest lock recorded at this height (`WalEntry::Locked`): its view, block and proof.
-    lock: Option<(View, WellFormedBlock, LockProof)>,
-}
-
-/// What the application said about a block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Validity {
-    Pending,
-    Valid,
-    Invalid,
-}
-
-/// A proposal with its block's hash, computed once (hashing a header costs more than counting a vote).
-#[derive(Debug)]
-struct KnownProposal {
-    block_hash: BlockHash,
-    proposal: Proposal,
-}
-
-impl KnownProposal {
-    fn new(proposal: Proposal) -> Self {
-        KnownProposal {
-            block_hash: proposal.block.hash(),
-            proposal,
-        }
-    }
-}
-
-/// The state of the height being decided.
-#[derive(Debug)]
-struct HeightState {
-    validators: Arc<ValidatorSet>,
-    round: RoundState,
-    votes: VoteKeeper,
-    /// The first proposal of each kept view from its leader (kept views: see [`Config::max_past_views`]).
-    proposals: BTreeMap<View, KnownProposal>,
-    /// Views whose leader was caught proposing twice (reported once).
-    double_proposals: BTreeMap<View, ()>,
-    /// Verdicts per block; entries go when no kept proposal carries the block.
-    validity: BTreeMap<BlockHash, Validity>,
-    /// The view for which the application was last asked for a block.
-    requested_proposal: Option<View>,
-    /// The locked block and its proof, restored from the WAL after a restart (the proposal that carried
-    /// the block is gone then), so the node can still re-propose it.
-    restored_lock: Option<(WellFormedBlock, LockProof)>,
-}
-
-impl HeightState {
-    /// Whether `proposal` carries a proof of lock for its block in its `valid_view` that holds more than
-    /// 2/3 of this height's weight. The door checked the proof's signatures and order (against the set
-    /// of the message's height, or the newest set for a height the registry did not know yet), so only
-    /// the weight is counted again here, with the set of this height.
-    fn proves_lock(&self, proposal: &Proposal) -> bool {
-        let Some(proof) = &proposal.lock_proof else {
-            return false;
-        };
-        let weight: u64 = proof
-            .signatures
-            .iter()
-            .map(|(voter, _)| self.validators.weight_of(voter).unwrap_or(0))
-            .sum();
-        self.validators.is_quorum(weight)
-    }
-
-    fn block(&self, hash: &BlockHash) -> Option<&WellFormedBlock> {
-        self.proposals
-            .values()
-            .find(|p| p.block_hash == *hash)
-            .map(|p| &p.proposal.block)
-            .or_else(|| {
-                self.restored_lock
-                    .as_ref()
-                    .map(|(block, _)| block)
-                    .filter(|block| block.hash() == *hash)
-            })
-    }
-
-    /// A proof of lock for `value`: from this height's tally, or the one restored with the lock.
-    fn lock_proof(&self, value: ValueAt) -> Option<LockProof> {
-        self.votes
-            .lock_proof(value.view, value.block_hash)
-            .or_else(|| {
-                self.restored_lock
-                    .as_ref()
-                    .filter(|(block, _)| block.hash() == value.block_hash)
-                    .map(|(_, proof)| proof.clone())
-            })
-    }
-
-    /// Views below the current one kept, with their votes and proposal, even below the view window and
-    /// past the vote TTL, and whose votes are still accepted: the views of this node's lock and valid
-    /// value, then the proof-of-lock views (`valid_view`) named by the proposals of the current view and
-    /// of the views ahead in the window, nearest first; at most [`MAX_PINNED_VIEWS`]. Their Prepares are
-    /// what L28 needs to accept a re-proposed locked block; dropping them with the window could stall the
-    /// height for ever (simulator finding 2).
-    ///
-    /// Proposals of past views name nothing, since L28 only reads the current view's proposal. And since
-    /// only views below the current one are pinned, the proposal kept for a pinned view lies outside the
-    /// window and names nothing either: a leader cannot chain `valid_view`s past the bound (issue 11).
-    fn pinned_views(&self, max_future_views: View) -> Vec<View> {
-        let current = self.round.view;
-        let own = [self.round.locked, self.round.valid]
-            .into_iter()
-            .flatten()
-            .map(|v| v.view);
-        let named = self
-            .proposals
-            .range(current..=current.saturating_add(max_future_views))
-            .filter_map(|(_, p)| p.proposal.valid_view);
-        let mut pinned = Vec::with_capacity(MAX_PINNED_VIEWS);
-        for view in own.chain(named) {
-            if pinned.len() >= MAX_PINNED_VIEWS {
-                break;
-            }
-            if view < current && !pinned.contains(&view) {
-                pinned.push(view);
-            }
-        }
-        pinned
-    }
-
-    fn validity(&self, hash: &BlockHash) -> Validity {
-        self.validity
-            .get(hash)
-            .copied()
-            .unwrap_or(Validity::Pending)
-    }
-}
+pub use driver::MAX_PINNED_VIEWS;
+use driver::{Context, HeightDriver};
+use evidence::EvidenceLog;
+use sign_log::SignLog;
 
 /// The consensus core of one validator: a deterministic state machine with no I/O.
 ///
@@ -213,17 +48,19 @@ pub struct Core {
     me: PublicKey,
     lock_rule: LockRule,
     now_ms: u64,
-    current: Option<HeightState>,
-    signed: SignLog,
+    current: Option<HeightDriver>,
+    /// What the WAL says this node signed, until a height starts: then it moves into that height's
+    /// driver if it is of that height, and is dropped if older.
+    restored: Option<SignLog>,
     future: FutureBuffer,
-    evidence: VecDeque<(u64, Evidence)>,
+    evidence: EvidenceLog,
 }
 
 impl fmt::Debug for Core {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Core")
             .field("me", &self.me)
-            .field("round", &self.current.as_ref().map(|c| &c.round))
+            .field("round", &self.current.as_ref().map(HeightDriver::round))
             .finish_non_exhaustive()
     }
 }
@@ -247,9 +84,9 @@ impl Core {
             lock_rule,
             now_ms: 0,
             current: None,
-            signed: SignLog::default(),
+            restored: None,
             future: FutureBuffer::default(),
-            evidence: VecDeque::new(),
+            evidence: EvidenceLog::default(),
         }
     }
 
@@ -265,6 +102,7 @@ impl Core {
         wal: impl IntoIterator<Item = WalEntry>,
     ) -> Result<Self, ConsensusError> {
         let mut core = Core::new(config, signer);
+        let mut log = SignLog::default();
         for entry in wal {
             if entry.signer() != core.me {
                 return Err(ConsensusError::ForeignWal {
@@ -272,40 +110,9 @@ impl Core {
                     found: Box::new(entry.signer()),
                 });
             }
-            let height = entry.height();
-            if height > core.signed.height || core.signed.signed.is_empty() {
-                core.signed = SignLog {
-                    height,
-                    signed: BTreeMap::new(),
-                    lock: None,
-                };
-            }
-            if height < core.signed.height {
-                continue;
-            }
-            let (key, message) = match entry {
-                WalEntry::Proposed(p) => ((p.view, Slot::Proposal), Message::Proposal(p)),
-                WalEntry::Voted(v) => ((v.view, Slot::from(v.phase)), Message::Vote(v)),
-                WalEntry::Locked {
-                    commit,
-                    block,
-                    proof,
-                } => {
-                    if core
-                        .signed
-                        .lock
-                        .as_ref()
-                        .is_none_or(|(v, _, _)| commit.view > *v)
-                    {
-                        core.signed.lock = Some((commit.view, block, proof));
-                    }
-                    ((commit.view, Slot::Commit), Message::Vote(commit))
-                }
-            };
-            // The first entry of a slot is what went out; a later different one cannot exist unless the
-            // log was tampered with, and keeping the first is the safe choice.
-            core.signed.signed.entry(key).or_insert(message);
+            log.replay(entry);
         }
+        core.restored = Some(log);
         Ok(core)
     }
 
@@ -321,33 +128,35 @@ impl Core {
 
     /// The height being decided (`None` before the first [`Input::StartHeight`]).
     pub fn height(&self) -> Option<Height> {
-        self.current.as_ref().map(|c| c.round.height)
+        self.current.as_ref().map(HeightDriver::height)
     }
 
     /// The state of the height being decided: view, step, lock, valid value, decision.
     pub fn round_state(&self) -> Option<&RoundState> {
-        self.current.as_ref().map(|c| &c.round)
+        self.current.as_ref().map(HeightDriver::round)
     }
 
     /// The validator set of the current height.
     pub fn validators(&self) -> Option<&Arc<ValidatorSet>> {
-        self.current.as_ref().map(|c| &c.validators)
+        self.current.as_ref().map(HeightDriver::validators)
     }
 
     /// Evidence collected (bounded by [`Config::max_evidence`]), oldest first.
     pub fn evidence(&self) -> impl Iterator<Item = &Evidence> {
-        self.evidence.iter().map(|(_, e)| e)
+        self.evidence.iter()
     }
 
     /// Votes and buffered messages currently held (see the bound in the type's docs).
     pub fn votes_held(&self) -> usize {
-        self.current.as_ref().map_or(0, |c| c.votes.votes_held()) + self.future.len()
+        self.current.as_ref().map_or(0, HeightDriver::votes_held) + self.future.len()
     }
 
     /// Proposals of the current height currently held, each with its block (see the bound in the type's
     /// docs). Read-only; for tests and metrics.
     pub fn proposals_held(&self) -> usize {
-        self.current.as_ref().map_or(0, |c| c.proposals.len())
+        self.current
+            .as_ref()
+            .map_or(0, HeightDriver::proposals_held)
     }
 
     /// Processes one input and returns what the host must do, in order.
@@ -357,22 +166,132 @@ impl Core {
             Input::StartHeight { height, validators } => {
                 self.start_height(height, validators, &mut out)
             }
-            Input::Proposal(p) => self.on_proposal(p.into_inner(), &mut out),
-            Input::Vote(v) => self.on_vote(v.into_inner(), &mut out),
+            Input::Proposal(p) => self.route(Message::Proposal(p.into_inner()), &mut out),
+            Input::Vote(v) => self.route(Message::Vote(v.into_inner()), &mut out),
+            Input::Tick { now_ms } => self.on_tick(now_ms),
             Input::ProposalValue {
                 height,
                 view,
                 block,
-            } => self.on_proposal_value(height, view, block, &mut out),
+            } => {
+                if let Some((driver, mut cx)) = self.driver() {
+                    driver.on_proposal_value(height, view, block, &mut cx, &mut out);
+                }
+            }
             Input::Validity {
                 height,
                 block_hash,
                 valid,
-            } => self.on_validity(height, block_hash, valid, &mut out),
-            Input::Timeout(t) => self.on_timeout(t, &mut out),
-            Input::Certified(c) => self.on_certified(c.into_inner(), &mut out),
-            Input::Tick { now_ms } => self.on_tick(now_ms),
+            } => {
+                if let Some((driver, mut cx)) = self.driver() {
+                    driver.on_validity(height, block_hash, valid, &mut cx, &mut out);
+                }
+            }
+            Input::Timeout(t) => {
+                if let Some((driver, mut cx)) = self.driver() {
+                    driver.on_timeout(t, &mut cx, &mut out);
+                }
+            }
+            Input::Certified(c) => {
+                if let Some(driver) = self.current.as_mut() {
+                    driver.on_certified(c.into_inner(), &mut out);
+                }
+            }
         }
         out
+    }
+
+    /// The current height's driver, with what it borrows from the core; `None` before the first height.
+    fn driver(&mut self) -> Option<(&mut HeightDriver, Context<'_>)> {
+        let driver = self.current.as_mut()?;
+        let cx = Context {
+            config: &self.config,
+            signer: &*self.signer,
+            me: self.me,
+            now_ms: self.now_ms,
+            lock_rule: self.lock_rule,
+            evidence: &mut self.evidence,
+        };
+        Some((driver, cx))
+    }
+
+    fn start_height(
+        &mut self,
+        height: Height,
+        validators: Arc<ValidatorSet>,
+        out: &mut Vec<Output>,
+    ) {
+        if self.height().is_some_and(|h| height <= h) {
+            debug!(
+                height,
+                "start of a height not above the current one ignored"
+            );
+            return;
+        }
+        if let Some(signed) = self.restored.as_ref().map(SignLog::height)
+            && height < signed
+        {
+            // The WAL shows this node signed at a later height: signing here again could contradict
+            // messages whose record the host has since deleted.
+            warn!(
+                height,
+                signed, "refusing to start a height below one this node already signed at"
+            );
+            return;
+        }
+        let signed = self
+            .restored
+            .take()
+            .filter(|log| log.height() == height)
+            .unwrap_or_else(|| SignLog::new(height));
+        info!(height, validators = validators.len(), "starting height");
+        self.current = Some(HeightDriver::new(height, validators, signed, self.now_ms));
+        let buffered = self.future.take_height(height);
+        if let Some((driver, mut cx)) = self.driver() {
+            driver.start(buffered, &mut cx, out);
+        }
+    }
+
+    /// Hands a message of the current height to its driver, buffers one of a later height (or any before
+    /// the first height), and drops one of an earlier height.
+    fn route(&mut self, message: Message, out: &mut Vec<Output>) {
+        match self.height() {
+            Some(height) if message.height() == height => {
+                if let Some((driver, mut cx)) = self.driver() {
+                    driver.on_message(message, &mut cx, out);
+                }
+            }
+            Some(height) if message.height() < height => {}
+            _ => self.buffer_future(message),
+        }
+    }
+
+    fn buffer_future(&mut self, message: Message) {
+        if let Some(current) = self.height() {
+            let ahead = message.height().saturating_sub(current);
+            if ahead > self.config.max_future_heights {
+                debug!(height = message.height(), "message too far ahead dropped");
+                return;
+            }
+        }
+        if let Err(why) = self.future.push(
+            message,
+            self.now_ms,
+            self.config.max_future_messages_per_validator,
+            self.config.max_future_proposals_per_validator,
+        ) {
+            debug!(?why, "future message dropped");
+        }
+    }
+
+    fn on_tick(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        let ttl = u64::try_from(self.config.vote_ttl.as_millis()).unwrap_or(u64::MAX);
+        let expired_before = self.now_ms.saturating_sub(ttl);
+        self.future.expire(expired_before);
+        self.evidence.expire(expired_before);
+        if let Some(driver) = self.current.as_mut() {
+            driver.prune_views(&self.config, expired_before);
+        }
     }
 }

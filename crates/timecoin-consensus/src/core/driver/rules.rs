@@ -1,33 +1,40 @@
-//! The rules: which one fires next, and what its actions do (sign, persist, broadcast, schedule).
+//! The rules of the height: which one fires next, and what its actions do (sign, persist, broadcast,
+//! schedule).
 
-use super::*;
+use timecoin_types::{BlockHash, LockProof, Proposal, View, Vote, VotePhase, WellFormedBlock};
+use tracing::{debug, info, warn};
 
-impl Core {
-    // ---- the rules ----
+use super::{Context, HeightDriver, KnownProposal, Validity};
+use crate::core::sign_log::Slot;
+use crate::round::{self, RoundAction, RoundEvent, Step, TimeoutKind, Transition, ValueAt};
+use crate::{Message, Output, Timeout, WalEntry};
 
+/// Upper bound on rule firings per input; each firing moves the state forward, and far fewer than this
+/// are possible per input, so reaching it means a bug, which is logged rather than looped on.
+const MAX_TRANSITIONS_PER_INPUT: usize = 256;
+
+impl HeightDriver {
     /// Fires every rule whose condition holds, until none does.
-    pub(super) fn progress(&mut self, out: &mut Vec<Output>) {
+    pub(super) fn progress(&mut self, cx: &mut Context<'_>, out: &mut Vec<Output>) {
         for _ in 0..MAX_TRANSITIONS_PER_INPUT {
-            let Some((event, transition)) = self.next_event() else {
+            let Some((event, transition)) = self.next_event(cx) else {
                 return;
             };
-            self.apply(event, transition, out);
+            self.apply(event, transition, cx, out);
         }
         warn!("transition limit reached in one input; state machine did not settle");
     }
 
     /// The first rule, in the paper's priority, whose condition holds and whose guard passes, with the
     /// transition it makes (computed once, here).
-    pub(super) fn next_event(&mut self) -> Option<(RoundEvent, Transition)> {
-        let me = self.me;
-        let lock_rule = self.lock_rule;
-        let state = self.current.as_mut()?;
-        if state.round.step == Step::Finalized || !state.round.started {
+    fn next_event(&mut self, cx: &Context<'_>) -> Option<(RoundEvent, Transition)> {
+        let (me, lock_rule) = (cx.me, cx.lock_rule);
+        if self.round.step == Step::Finalized || !self.round.started {
             return None;
         }
-        let (height, view) = (state.round.height, state.round.view);
-        let skip = state.votes.skip_target(view);
-        let state = &*state;
+        let (height, view) = (self.round.height, self.round.view);
+        let skip = self.votes.skip_target(view);
+        let state = &*self;
         let attempt = |event: RoundEvent| {
             round::apply_with(&state.round, event, lock_rule).map(|t| (event, t))
         };
@@ -115,110 +122,73 @@ impl Core {
     }
 
     /// Applies one event to the round state and executes its actions, if its guard passes.
-    pub(super) fn fire(&mut self, event: RoundEvent, out: &mut Vec<Output>) {
-        let Some(state) = self.current.as_ref() else {
-            return;
-        };
-        if let Some(transition) = round::apply_with(&state.round, event, self.lock_rule) {
-            self.apply(event, transition, out);
+    pub(super) fn fire(&mut self, event: RoundEvent, cx: &mut Context<'_>, out: &mut Vec<Output>) {
+        if let Some(transition) = round::apply_with(&self.round, event, cx.lock_rule) {
+            self.apply(event, transition, cx, out);
         }
     }
 
     /// Makes `transition` (of `event`) the round state and executes its actions.
-    pub(super) fn apply(
+    fn apply(
         &mut self,
         event: RoundEvent,
         transition: Transition,
+        cx: &mut Context<'_>,
         out: &mut Vec<Output>,
     ) {
-        let Some(state) = self.current.as_mut() else {
-            return;
-        };
         debug!(?event, view = transition.state.view, step = ?transition.state.step, "transition");
-        let entered_view = transition.state.view != state.round.view || !state.round.started;
-        let repinned = transition.state.locked != state.round.locked
-            || transition.state.valid != state.round.valid;
-        state.round = transition.state;
+        let entered_view = transition.state.view != self.round.view || !self.round.started;
+        let repinned = transition.state.locked != self.round.locked
+            || transition.state.valid != self.round.valid;
+        self.round = transition.state;
         if entered_view {
-            self.after_view_change(out);
+            self.after_view_change(cx, out);
         } else if repinned {
             // The old lock's or valid value's view is no longer pinned.
-            self.prune_now();
+            self.prune_now(cx);
         }
         for action in transition.actions {
-            self.execute(action, out);
+            self.execute(action, cx, out);
         }
     }
 
     /// StartRound for `view` (L11), computing whether this node leads it.
-    pub(super) fn enter_view(&mut self, view: View, skip: bool, out: &mut Vec<Output>) {
-        let Some(state) = self.current.as_ref() else {
-            return;
-        };
-        let is_leader = *state.validators.leader(state.round.height, view) == self.me;
+    pub(super) fn enter_view(
+        &mut self,
+        view: View,
+        skip: bool,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Output>,
+    ) {
+        let is_leader = *self.validators.leader(self.round.height, view) == cx.me;
         let event = if skip {
             RoundEvent::SkipToView { view, is_leader }
         } else {
             RoundEvent::StartView { view, is_leader }
         };
-        self.fire(event, out);
+        self.fire(event, cx, out);
     }
 
     /// Housekeeping when the view changes: the retransmit timer, and dropping views out of the window.
-    pub(super) fn after_view_change(&mut self, out: &mut Vec<Output>) {
-        self.schedule(TimeoutKind::Retransmit, out);
-        self.prune_now();
+    fn after_view_change(&mut self, cx: &Context<'_>, out: &mut Vec<Output>) {
+        self.schedule(TimeoutKind::Retransmit, cx, out);
+        self.prune_now(cx);
     }
 
-    /// [`Core::prune_views`] with the vote TTL as of now: on a view change, and whenever the pinned views
-    /// may have changed.
-    pub(super) fn prune_now(&mut self) {
-        let ttl = u64::try_from(self.config.vote_ttl.as_millis()).unwrap_or(u64::MAX);
-        self.prune_views(self.now_ms.saturating_sub(ttl));
-    }
-
-    pub(super) fn prune_views(&mut self, expired_before_ms: u64) {
-        let (past, future) = (self.config.max_past_views, self.config.max_future_views);
-        let Some(state) = self.current.as_mut() else {
-            return;
-        };
-        let current = state.round.view;
-        let low = current.saturating_sub(past);
-        let high = current.saturating_add(future);
-        let pinned = state.pinned_views(future);
-        state
-            .votes
-            .retain_views(low, high, current, expired_before_ms, &pinned);
-        // The locked and valid blocks, which may still be re-proposed or decided, stay with the proposals
-        // of their views (L36 keeps the proposal of the view it locks in), which are pinned.
-        state
-            .proposals
-            .retain(|view, _| (*view >= low && *view <= high) || pinned.contains(view));
-        let live: Vec<BlockHash> = state.proposals.values().map(|p| p.block_hash).collect();
-        state.validity.retain(|hash, _| live.contains(hash));
-        state.double_proposals.retain(|view, _| *view >= low);
-    }
-
-    pub(super) fn schedule(&self, kind: TimeoutKind, out: &mut Vec<Output>) {
-        let Some(state) = self.current.as_ref() else {
-            return;
-        };
-        let view = state.round.view;
+    pub(super) fn schedule(&self, kind: TimeoutKind, cx: &Context<'_>, out: &mut Vec<Output>) {
+        let view = self.round.view;
         out.push(Output::ScheduleTimeout {
             timeout: Timeout {
-                height: state.round.height,
+                height: self.round.height,
                 view,
                 kind,
             },
-            after: self.config.timeout(kind, view),
+            after: cx.config.timeout(kind, view),
         });
     }
 
-    pub(super) fn execute(&mut self, action: RoundAction, out: &mut Vec<Output>) {
-        let member = self
-            .current
-            .as_ref()
-            .is_some_and(|s| s.validators.contains(&self.me));
+    fn execute(&mut self, action: RoundAction, cx: &mut Context<'_>, out: &mut Vec<Output>) {
+        let member = self.validators.contains(&cx.me);
         if !member
             && matches!(
                 action,
@@ -235,45 +205,40 @@ impl Core {
         match action {
             RoundAction::RequestProposal => self.request_proposal(out),
             RoundAction::Repropose(valid) => {
-                let found = self.current.as_ref().and_then(|s| {
-                    s.block(&valid.block_hash).cloned().map(|b| {
-                        // The Prepares that made the value valid travel with it (L28 for nodes that
-                        // never saw them: a double voter may have shown them to this node alone).
-                        let proof = s.lock_proof(valid);
-                        (s.round.view, b, proof)
-                    })
+                let found = self.block(&valid.block_hash).cloned().map(|b| {
+                    // The Prepares that made the value valid travel with it (L28 for nodes that never
+                    // saw them: a double voter may have shown them to this node alone).
+                    let proof = self.lock_proof(valid);
+                    (self.round.view, b, proof)
                 });
                 match found {
                     Some((view, block, proof)) => {
-                        self.sign_proposal(view, Some(valid.view), block, proof, out)
+                        self.sign_proposal(view, Some(valid.view), block, proof, cx, out)
                     }
                     // The valid block is gone (only after a restart): a fresh block is as safe, if slower
                     // to agree on.
                     None => self.request_proposal(out),
                 }
             }
-            RoundAction::Prepare(value) => self.sign_vote(VotePhase::Prepare, value, out),
-            RoundAction::Commit(value) => self.sign_vote(VotePhase::Commit, value, out),
-            RoundAction::ScheduleTimeout(kind) => self.schedule(kind, out),
-            RoundAction::EnterView(view) => self.enter_view(view, false, out),
+            RoundAction::Prepare(value) => self.sign_vote(VotePhase::Prepare, value, cx, out),
+            RoundAction::Commit(value) => self.sign_vote(VotePhase::Commit, value, cx, out),
+            RoundAction::ScheduleTimeout(kind) => self.schedule(kind, cx, out),
+            RoundAction::EnterView(view) => self.enter_view(view, false, cx, out),
             RoundAction::Decide(value) => self.decide(value, out),
         }
     }
 
-    pub(super) fn request_proposal(&mut self, out: &mut Vec<Output>) {
-        let Some(state) = self.current.as_mut() else {
-            return;
-        };
-        let (height, view) = (state.round.height, state.round.view);
-        if let Some(existing) = self.signed.signed.get(&(view, Slot::Proposal)) {
+    fn request_proposal(&mut self, out: &mut Vec<Output>) {
+        let (height, view) = (self.round.height, self.round.view);
+        if let Some(existing) = self.signed.get(view, Slot::Proposal) {
             // Signed before a restart: send exactly that again.
             out.push(Output::Broadcast(existing.clone()));
             return;
         }
-        if state.requested_proposal == Some(view) {
+        if self.requested_proposal == Some(view) {
             return;
         }
-        state.requested_proposal = Some(view);
+        self.requested_proposal = Some(view);
         out.push(Output::RequestProposal { height, view });
     }
 
@@ -283,20 +248,18 @@ impl Core {
         valid_view: Option<View>,
         block: WellFormedBlock,
         lock_proof: Option<LockProof>,
+        cx: &Context<'_>,
         out: &mut Vec<Output>,
     ) {
-        let Some(state) = self.current.as_mut() else {
-            return;
-        };
-        let height = state.round.height;
-        if let Some(existing) = self.signed.signed.get(&(view, Slot::Proposal)) {
+        let height = self.round.height;
+        if let Some(existing) = self.signed.get(view, Slot::Proposal) {
             out.push(Output::Broadcast(existing.clone()));
             return;
         }
         let block_hash = block.hash();
         let mut proposal = Proposal::sign(
-            &*self.signer,
-            self.config.chain_id,
+            cx.signer,
+            cx.config.chain_id,
             height,
             view,
             valid_view,
@@ -304,31 +267,27 @@ impl Core {
         );
         proposal.lock_proof = lock_proof;
         self.signed
-            .signed
-            .insert((view, Slot::Proposal), Message::Proposal(proposal.clone()));
+            .insert(view, Slot::Proposal, Message::Proposal(proposal.clone()));
         out.push(Output::Persist(WalEntry::Proposed(proposal.clone())));
         out.push(Output::Broadcast(Message::Proposal(proposal.clone())));
         // The application built (or already judged) the block; it is valid for us.
-        state.validity.insert(block_hash, Validity::Valid);
-        state.votes.note_view(self.me, view, view);
-        state.proposals.entry(view).or_insert(KnownProposal {
+        self.validity.insert(block_hash, Validity::Valid);
+        self.votes.note_view(cx.me, view, view);
+        self.proposals.entry(view).or_insert(KnownProposal {
             block_hash,
             proposal,
         });
     }
 
-    pub(super) fn sign_vote(
+    fn sign_vote(
         &mut self,
         phase: VotePhase,
         block_hash: Option<BlockHash>,
+        cx: &Context<'_>,
         out: &mut Vec<Output>,
     ) {
-        let now = self.now_ms;
-        let Some(state) = self.current.as_mut() else {
-            return;
-        };
-        let (height, view) = (state.round.height, state.round.view);
-        if let Some(existing) = self.signed.signed.get(&(view, Slot::from(phase))) {
+        let (height, view) = (self.round.height, self.round.view);
+        if let Some(existing) = self.signed.get(view, Slot::from(phase)) {
             if let Message::Vote(v) = existing
                 && v.block_hash != block_hash
             {
@@ -343,21 +302,20 @@ impl Core {
             return;
         }
         let vote = Vote::sign(
-            &*self.signer,
-            self.config.chain_id,
+            cx.signer,
+            cx.config.chain_id,
             phase,
             height,
             view,
             block_hash,
         );
         self.signed
-            .signed
-            .insert((view, Slot::from(phase)), Message::Vote(vote.clone()));
+            .insert(view, Slot::from(phase), Message::Vote(vote.clone()));
         // A Commit for a block is a lock (L36–L38): record the block and its Prepare quorum with it, so
         // a restart can re-propose the locked block rather than a fresh one.
         let lock = match (phase, block_hash) {
             (VotePhase::Commit, Some(hash)) => {
-                state.block(&hash).cloned().zip(state.lock_proof(ValueAt {
+                self.block(&hash).cloned().zip(self.lock_proof(ValueAt {
                     view,
                     block_hash: hash,
                 }))
@@ -374,34 +332,18 @@ impl Core {
         };
         out.push(Output::Persist(entry));
         out.push(Output::Broadcast(Message::Vote(vote.clone())));
-        state.votes.note_view(self.me, view, view);
-        let _ = state.votes.add(vote, now);
+        self.votes.note_view(cx.me, view, view);
+        let _ = self.votes.add(vote, cx.now_ms);
     }
 
-    pub(super) fn decide(&mut self, value: ValueAt, out: &mut Vec<Output>) {
-        let Some(state) = self.current.as_ref() else {
-            return;
-        };
-        let Some(block) = state.block(&value.block_hash).cloned() else {
+    fn decide(&self, value: ValueAt, out: &mut Vec<Output>) {
+        let Some(block) = self.block(&value.block_hash).cloned() else {
             // `next_event` only fires L49 with the block at hand.
             warn!(?value, "decision without its block");
             return;
         };
-        let certificate = state.votes.certificate(value.view, value.block_hash);
-        info!(height = state.round.height, view = value.view, block = %value.block_hash, "decided");
+        let certificate = self.votes.certificate(value.view, value.block_hash);
+        info!(height = self.round.height, view = value.view, block = %value.block_hash, "decided");
         out.push(Output::Decided { block, certificate });
-    }
-
-    pub(super) fn record_evidence(&mut self, evidence: Evidence, out: &mut Vec<Output>) {
-        warn!(offender = %evidence.offender(), height = evidence.height(), view = evidence.view(), "equivocation");
-        if self.config.max_evidence == 0 {
-            out.push(Output::Evidence(evidence));
-            return;
-        }
-        while self.evidence.len() >= self.config.max_evidence {
-            self.evidence.pop_front();
-        }
-        self.evidence.push_back((self.now_ms, evidence.clone()));
-        out.push(Output::Evidence(evidence));
     }
 }
