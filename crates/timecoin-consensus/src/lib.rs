@@ -8,7 +8,9 @@
 //!
 //! Layers, after Malachite: [`round`] is Algorithm 1 of "The latest gossip on BFT consensus" as a pure
 //! function (each arm cites its line), the vote keeper counts weight per (view, phase, value) and catches
-//! equivocation, and the [`Core`] drives views, buffers future messages, signs and persists.
+//! equivocation, a height's driver turns its inputs into round events and signs and persists what the
+//! rules say to, and the [`Core`] routes each input to the current height's driver or buffers it for a
+//! later height.
 //!
 //! # Examples
 //! One validator holding all the weight decides a block on its own:

@@ -290,8 +290,8 @@ impl HeightDriver {
         self.prune_views(cx.config, cx.expired_before());
     }
 
-    /// Drops the views out of the window and not pinned, and the votes that arrived before
-    /// `expired_before_ms` outside the pinned views.
+    /// Drops the views outside the window, and the past views older than `expired_before_ms`, with their
+    /// votes, proposals and verdicts; the pinned views stay.
     pub(super) fn prune_views(&mut self, config: &Config, expired_before_ms: u64) {
         let (past, future) = (config.max_past_views, config.max_future_views);
         let current = self.round.view;
