@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use timecoin_consensus::WalEntry;
+use timecoin_consensus::{Message, WalEntry};
 use timecoin_sim::{InvariantChecker, SimConfig, SimNode, Simulation, Violation};
 use timecoin_types::{Genesis, Vote, VotePhase};
 
@@ -74,7 +74,8 @@ fn two_different_votes_in_one_wal_slot_are_caught_even_if_never_sent() {
     sim.crash_after_persist(2, 1).unwrap();
     sim.run_for(200).unwrap();
     let first = sim.node(2).unwrap().durable().wal_entries().0;
-    let Some(WalEntry::Voted(vote)) = first.last().cloned() else {
+    // The last entry records a vote (a `Locked` entry records the Commit that locked).
+    let Some(Message::Vote(vote)) = first.last().cloned().map(WalEntry::into_message) else {
         panic!("node 2's last WAL entry should be a vote: {first:?}");
     };
     let key = Genesis::local_validator_key(2);
