@@ -652,10 +652,10 @@ fn a_restart_between_persist_and_broadcast_re_sends_the_same_vote_and_never_anot
     }
 }
 
-#[test]
-fn a_restart_keeps_the_lock() {
-    let h = Rig::follower_height(2);
-    let mut rig = Rig::new(2);
+/// `me` locks on a block in view 0 of `h` (its proposal, then Prepares from two others); returns the rig,
+/// the block and everything the core asked to persist, in order.
+fn locked_with_wal(me: usize, h: Height) -> (Rig, WellFormedBlock, Vec<WalEntry>) {
+    let mut rig = Rig::new(me);
     let mut out = rig.start(h);
     let b = rig.block(h, 0, 1);
     out.extend(rig.propose(h, 0, None, &b, true));
@@ -669,6 +669,14 @@ fn a_restart_keeps_the_lock() {
             _ => None,
         })
         .collect();
+    (rig, b, wal)
+}
+
+#[test]
+fn a_restart_keeps_the_lock() {
+    let h = Rig::follower_height(2);
+    let (rig, b, wal) = locked_with_wal(2, h);
+    let others = rig.others();
 
     let mut restarted = Rig::new(2);
     restarted.core = Core::restore(rig.config.clone(), key(2), wal).unwrap();
@@ -698,20 +706,8 @@ fn a_restarted_locked_leader_re_proposes_its_locked_block_with_its_proof() {
             rig.leader(*h, 0) != me && rig.leader(*h, 1) == me
         })
         .unwrap();
-    let mut rig = Rig::new(me);
-    let mut out = rig.start(h);
-    let b = rig.block(h, 0, 1);
-    out.extend(rig.propose(h, 0, None, &b, true));
+    let (rig, b, wal) = locked_with_wal(me, h);
     let others = rig.others();
-    out.extend(rig.votes_from(&others[..2], Prepare, h, 0, Some(&b)));
-    assert_eq!(rig.round().locked.map(|l| l.block_hash), Some(b.hash()));
-    let wal: Vec<WalEntry> = out
-        .into_iter()
-        .filter_map(|o| match o {
-            Output::Persist(e) => Some(e),
-            _ => None,
-        })
-        .collect();
     assert!(
         wal.iter()
             .any(|e| matches!(e, WalEntry::Locked { block, .. } if block.hash() == b.hash())),
