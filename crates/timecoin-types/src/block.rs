@@ -122,6 +122,11 @@ impl Block {
 
     /// Both body commitments the header should carry, each txid computed once.
     pub fn compute_roots(&self) -> BodyRoots {
+        self.roots_and_txids().0
+    }
+
+    /// The body commitments and the txids they were computed from, in block order.
+    fn roots_and_txids(&self) -> (BodyRoots, Vec<TxId>) {
         let ids: Vec<TxId> = self.transactions.iter().map(Transaction::txid).collect();
         let witnesses: Vec<Hash> = self
             .transactions
@@ -130,19 +135,24 @@ impl Block {
             .map(|(tx, id)| tx.witness_hash(id))
             .collect();
         let leaves: Vec<Hash> = ids.iter().map(|id| id.0).collect();
-        BodyRoots {
+        let roots = BodyRoots {
             tx_root: merkle_root(&leaves),
             witness_root: merkle_root(&witnesses),
-        }
+        };
+        (roots, ids)
     }
 
     /// Writes the body's commitments into the header (for whoever builds a block), then seals it.
     pub fn seal(mut self) -> WellFormedBlock {
-        let roots = self.compute_roots();
+        let (roots, txids) = self.roots_and_txids();
         self.header.tx_root = roots.tx_root;
         self.header.witness_root = roots.witness_root;
         let hash = self.header.hash();
-        WellFormedBlock { block: self, hash }
+        WellFormedBlock {
+            block: self,
+            hash,
+            txids,
+        }
     }
 }
 
@@ -169,12 +179,14 @@ pub struct WellFormedBlock {
     block: Block,
     /// The header's hash, computed once at the check.
     hash: BlockHash,
+    /// The transactions' ids, computed for the check and kept: block validation needs them again.
+    txids: Vec<TxId>,
 }
 
 impl WellFormedBlock {
     /// Checks that the body matches the header's `tx_root` and `witness_root`.
     pub fn check(block: Block) -> Result<Self, TypesError> {
-        let roots = block.compute_roots();
+        let (roots, txids) = block.roots_and_txids();
         if roots.tx_root != block.header.tx_root {
             return Err(TypesError::TxRootMismatch);
         }
@@ -182,12 +194,17 @@ impl WellFormedBlock {
             return Err(TypesError::WitnessRootMismatch);
         }
         let hash = block.header.hash();
-        Ok(WellFormedBlock { block, hash })
+        Ok(WellFormedBlock { block, hash, txids })
     }
 
     /// The block id.
     pub fn hash(&self) -> BlockHash {
         self.hash
+    }
+
+    /// The transactions' ids, in block order.
+    pub fn txids(&self) -> &[TxId] {
+        &self.txids
     }
 
     /// The checked block.

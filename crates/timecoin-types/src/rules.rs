@@ -230,8 +230,8 @@ pub fn check_block(
             max: params.block_limit(),
         });
     }
-    // The body is bound to the header by the type; the txids are needed again for the outpoints.
-    let txids: Vec<TxId> = block.transactions.iter().map(Transaction::txid).collect();
+    // The body is bound to the header by the type, which kept the txids it computed for the check.
+    let txids = block.txids();
     let mut overlay = BlockOverlay {
         base: view,
         created: HashMap::new(),
@@ -240,7 +240,7 @@ pub fn check_block(
     let mut spender: HashMap<OutPoint, usize> = HashMap::new();
     let mut fees = Amount::ZERO;
     let mut all_spent = Vec::with_capacity(block.transactions.len());
-    for (index, (tx, &txid)) in block.transactions.iter().zip(&txids).enumerate() {
+    for (index, (tx, &txid)) in block.transactions.iter().zip(txids).enumerate() {
         for input in &tx.inputs {
             // A transaction spending one output twice is its own fault (`DuplicateInput`, reported by
             // its own check below), not a conflict between two transactions.
