@@ -17,10 +17,8 @@ use crate::config::{DEFAULT_UTXO_PAGE, MAX_UTXO_PAGE, StorageConfig};
 use crate::consensus_state::{WalState, count_wal};
 use crate::engine::{AnyEngine, KvEngine, MemoryEngine, WriteBatch};
 use crate::record::{self, TipRecord};
+use crate::scan::{ChunkedScan, SCAN_CHUNK, for_each_in_range, successor};
 use crate::{BlockStore, ChainStore, ChainTip, StorageError, StoredBlock, UtxoPage, UtxoState};
-
-/// Entries read per engine scan when walking a range (warming the cache, counting or pruning the WAL).
-pub(crate) const SCAN_CHUNK: usize = 4096;
 
 /// The chain's state in memory, changed only after the engine has made the change durable.
 struct ChainState {
@@ -373,20 +371,13 @@ impl<E: KvEngine> ChainDb<E> {
         let mut rebuilt = LtHash::new();
         let mut count = 0u64;
         let (from, to) = record::utxo_range();
-        let mut start = from.to_vec();
-        loop {
-            let chunk = self.engine.scan(&start, &to, SCAN_CHUNK)?;
-            let Some((last_key, _)) = chunk.last() else {
-                break;
-            };
-            start = successor(last_key);
-            for (key, value) in &chunk {
-                let op = record::outpoint_from_key(key)?;
-                let out = record::open_txout(key, value)?;
-                rebuilt.insert(&timecoin_types::utxo_element(&op, &out));
-                count += 1;
-            }
-        }
+        for_each_in_range(&self.engine, &from, &to, |key, value| {
+            let op = record::outpoint_from_key(&key)?;
+            let out = record::open_txout(&key, &value)?;
+            rebuilt.insert(&timecoin_types::utxo_element(&op, &out));
+            count += 1;
+            Ok(())
+        })?;
         let computed = rebuilt.checksum();
         if rebuilt != state.utxo_hash || count != tip.utxo_count {
             return Err(StorageError::Corruption {
@@ -538,14 +529,6 @@ impl<E: KvEngine> UtxoView for ChainView<'_, E> {
     }
 }
 
-/// The smallest key greater than `key`: `key ‖ 0`.
-pub(crate) fn successor(key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(key.len() + 1);
-    k.extend_from_slice(key);
-    k.push(0);
-    k
-}
-
 fn read_block<E: KvEngine>(engine: &E, height: Height) -> Result<Option<Block>, StorageError> {
     let key = record::height_key(record::BLOCK, height);
     let Some(value) = engine.get(&key)? else {
@@ -603,22 +586,20 @@ fn warm_cache<E: KvEngine>(
 ) -> Result<UtxoCache, StorageError> {
     let mut cache = UtxoCache::new(capacity);
     let (from, to) = record::utxo_range();
-    let mut start = from.to_vec();
+    let mut scan = ChunkedScan::new(engine, &from, &to);
     let mut loaded = 0usize;
     loop {
         let want = (capacity - loaded).min(SCAN_CHUNK);
         if want == 0 {
             // Full: the set is complete only if nothing is left on disk.
-            if !engine.scan(&start, &to, 1)?.is_empty() {
+            if scan.next_chunk(1)?.is_some() {
                 cache.mark_incomplete();
             }
             break;
         }
-        let chunk = engine.scan(&start, &to, want)?;
-        let Some((last_key, _)) = chunk.last() else {
+        let Some(chunk) = scan.next_chunk(want)? else {
             break;
         };
-        start = successor(last_key);
         for (key, value) in &chunk {
             cache.insert(
                 record::outpoint_from_key(key)?,

@@ -4,9 +4,9 @@ use timecoin_types::Height;
 
 use tracing::debug;
 
-use crate::chain::{SCAN_CHUNK, successor};
 use crate::engine::{KvEngine, KvPair, WriteBatch};
 use crate::record;
+use crate::scan::{ChunkedScan, SCAN_CHUNK, for_each_in_range};
 use crate::{ChainDb, ConsensusStateStore, StorageError};
 
 /// Largest last-signed record accepted: a height, view, phase and a vote fit many times over.
@@ -35,24 +35,15 @@ pub(crate) fn count_wal<E: KvEngine>(engine: &E) -> Result<WalState, StorageErro
             None => 0,
         },
     };
-    let from = [record::WAL];
-    let to = [record::WAL + 1];
-    let mut start = from.to_vec();
-    loop {
-        let chunk = engine.scan(&start, &to, SCAN_CHUNK)?;
-        let Some((last_key, _)) = chunk.last() else {
-            break;
-        };
-        start = successor(last_key);
-        for (key, value) in &chunk {
-            let (seq, first) = record::wal_piece(key)?;
-            wal.next_seq = wal.next_seq.max(seq + 1);
-            wal.bytes += record::wal_piece_payload_len(value, first);
-            if first {
-                wal.entries += 1;
-            }
+    for_each_in_range(engine, &[record::WAL], &[record::WAL + 1], |key, value| {
+        let (seq, first) = record::wal_piece(&key)?;
+        wal.next_seq = wal.next_seq.max(seq + 1);
+        wal.bytes += record::wal_piece_payload_len(&value, first);
+        if first {
+            wal.entries += 1;
         }
-    }
+        Ok(())
+    })?;
     Ok(wal)
 }
 
@@ -119,11 +110,11 @@ impl<E: KvEngine> ConsensusStateStore for ChainDb<E> {
         self.check_halted()?;
         let wal = self.wal.lock();
         let pruned_below = wal.pruned_below;
+        let from = record::wal_key(from_height, 0);
         let to = [record::WAL + 1];
-        let mut start = record::wal_key(from_height, 0);
         let mut out = Vec::new();
         // Pieces of one entry are adjacent (they share the key's first bytes); an entry may straddle
-        // two scans.
+        // two chunks of the walk.
         let mut entry: Vec<KvPair> = Vec::new();
         let finish = |entry: &mut Vec<KvPair>, out: &mut Vec<Vec<u8>>| {
             let Some((first, _)) = entry.first() else {
@@ -149,23 +140,17 @@ impl<E: KvEngine> ConsensusStateStore for ChainDb<E> {
             entry.clear();
             Ok::<(), StorageError>(())
         };
-        loop {
-            let chunk = self.engine.scan(&start, &to, SCAN_CHUNK)?;
-            let Some((last_key, _)) = chunk.last() else {
-                break;
-            };
-            start = successor(last_key);
-            for (key, value) in chunk {
-                record::wal_piece(&key)?;
-                let same_entry = entry.first().is_some_and(|(k, _)| {
-                    k.get(..record::WAL_ENTRY_KEY_LEN) == key.get(..record::WAL_ENTRY_KEY_LEN)
-                });
-                if !same_entry {
-                    finish(&mut entry, &mut out)?;
-                }
-                entry.push((key, value));
+        for_each_in_range(&self.engine, &from, &to, |key, value| {
+            record::wal_piece(&key)?;
+            let same_entry = entry.first().is_some_and(|(k, _)| {
+                k.get(..record::WAL_ENTRY_KEY_LEN) == key.get(..record::WAL_ENTRY_KEY_LEN)
+            });
+            if !same_entry {
+                finish(&mut entry, &mut out)?;
             }
-        }
+            entry.push((key, value));
+            Ok(())
+        })?;
         finish(&mut entry, &mut out)?;
         drop(wal);
         Ok(out)
@@ -177,13 +162,11 @@ impl<E: KvEngine> ConsensusStateStore for ChainDb<E> {
     fn prune_below(&self, height: Height) -> Result<(), StorageError> {
         self.check_halted()?;
         let mut wal = self.wal.lock();
-        let from = [record::WAL];
         let to = record::wal_key(height, 0);
-        loop {
-            let chunk = self.engine.scan(&from, &to, SCAN_CHUNK)?;
-            if chunk.is_empty() {
-                return Ok(());
-            }
+        // The WAL lock keeps appends out until the prune is done, so after a chunk is deleted nothing
+        // is left below the point the walk resumes from.
+        let mut scan = ChunkedScan::new(&self.engine, &[record::WAL], &to);
+        while let Some(chunk) = scan.next_chunk(SCAN_CHUNK)? {
             let mut batch = WriteBatch::with_capacity(chunk.len() + 1);
             let raise_floor = height > wal.pruned_below;
             if raise_floor {
@@ -207,5 +190,6 @@ impl<E: KvEngine> ConsensusStateStore for ChainDb<E> {
             wal.entries = wal.entries.saturating_sub(removed);
             wal.bytes = wal.bytes.saturating_sub(freed);
         }
+        Ok(())
     }
 }

@@ -95,6 +95,7 @@ mod consensus_state;
 pub mod engine;
 mod error;
 mod record;
+mod scan;
 mod sync;
 pub mod traits;
 
