@@ -14,10 +14,10 @@ use tracing::{debug, error, info};
 use crate::cache::{Lookup, UtxoCache};
 use crate::commitment::{PendingApply, UtxoDelta};
 use crate::config::{DEFAULT_UTXO_PAGE, MAX_UTXO_PAGE, StorageConfig};
-use crate::consensus_state::{WalState, count_wal};
 use crate::engine::{AnyEngine, KvEngine, MemoryEngine, WriteBatch};
 use crate::record::{self, TipRecord};
 use crate::scan::{ChunkedScan, SCAN_CHUNK, for_each_in_range, successor};
+use crate::wal::{WalState, count_wal};
 use crate::{BlockStore, ChainStore, ChainTip, StorageError, StoredBlock, UtxoPage, UtxoState};
 
 /// The chain's state in memory, changed only after the engine has made the change durable.

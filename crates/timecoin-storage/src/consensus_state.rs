@@ -4,48 +4,16 @@ use timecoin_types::Height;
 
 use tracing::debug;
 
+use crate::chain::ChainDb;
 use crate::engine::{KvEngine, KvPair, WriteBatch};
 use crate::record;
 use crate::scan::{ChunkedScan, SCAN_CHUNK, for_each_in_range};
-use crate::{ChainDb, ConsensusStateStore, StorageError};
+use crate::{ConsensusStateStore, StorageError};
 
 /// Largest last-signed record accepted: a height, view, phase and a vote fit many times over.
 pub const MAX_SIGNED_STATE_BYTES: usize = 64 * 1024;
 /// Largest WAL entry accepted: one network message (a proposal carries a whole block).
 pub const MAX_WAL_ENTRY_BYTES: usize = timecoin_types::MAX_MESSAGE_BYTES;
-
-/// What the WAL holds, so its bounds are checked without a scan.
-pub(crate) struct WalState {
-    pub(crate) next_seq: u64,
-    pub(crate) entries: u64,
-    pub(crate) bytes: u64,
-    /// The highest height a prune has deleted below: pieces under it that lack their entry's first
-    /// piece are what a prune interrupted by a crash left, not damage.
-    pub(crate) pruned_below: Height,
-}
-
-/// Walks the WAL once at open: its entries, payload bytes and the next sequence number.
-pub(crate) fn count_wal<E: KvEngine>(engine: &E) -> Result<WalState, StorageError> {
-    let mut wal = WalState {
-        next_seq: 0,
-        entries: 0,
-        bytes: 0,
-        pruned_below: match engine.get(record::WAL_PRUNED_KEY)? {
-            Some(value) => record::open_wal_pruned(&value)?,
-            None => 0,
-        },
-    };
-    for_each_in_range(engine, &[record::WAL], &[record::WAL + 1], |key, value| {
-        let (seq, first) = record::wal_piece(&key)?;
-        wal.next_seq = wal.next_seq.max(seq + 1);
-        wal.bytes += record::wal_piece_payload_len(&value, first);
-        if first {
-            wal.entries += 1;
-        }
-        Ok(())
-    })?;
-    Ok(wal)
-}
 
 impl<E: KvEngine> ConsensusStateStore for ChainDb<E> {
     fn save_signed(&self, state: &[u8]) -> Result<(), StorageError> {

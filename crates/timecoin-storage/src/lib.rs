@@ -98,6 +98,7 @@ mod record;
 mod scan;
 mod sync;
 pub mod traits;
+mod wal;
 
 #[cfg(feature = "test-support")]
 pub mod testing;
