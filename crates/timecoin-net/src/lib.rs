@@ -1,1 +1,301 @@
-//! TimeCoin networking: transport, framing, handshake, peers, gossip and sync. Not built yet.
+//! TimeCoin's network boundary: what the node engine needs of a network, and nothing about how it is
+//! carried.
+//!
+//! A node talks to peers on a few [`Channel`]s. Each has a priority (consensus first, so a flood of
+//! transactions never delays a vote) and a size limit, checked by whoever receives bytes from a socket
+//! before anything is decoded. A peer is named by its [`PeerId`], the node key the transport verified
+//! during its handshake, so the engine never acts on an identity that was only claimed.
+//!
+//! - [`Network`] is how the engine's host sends: [`send`](Network::send) to one peer,
+//!   [`broadcast`](Network::broadcast) to all.
+//! - [`NetEvent`] is what a network delivers: a peer joined (with its verified key and, if it is a
+//!   masternode, its operator key), left, or sent bytes on a channel.
+//!
+//! The TCP + Noise transport implements these traits (the network issue); the simulator implements them
+//! over its seeded runtime. The engine in `timecoin-node` sees only this crate, so either can be swapped
+//! without touching what decides.
+//!
+//! # Examples
+//! A network that records what it was asked to send, as a test double:
+//! ```
+//! use std::sync::Mutex;
+//! use bytes::Bytes;
+//! use timecoin_net::{Channel, NetError, Network, PeerId};
+//! use timecoin_types::Genesis;
+//!
+//! #[derive(Default)]
+//! struct Recorder(Mutex<Vec<(Option<PeerId>, Channel, Bytes)>>);
+//!
+//! impl Network for Recorder {
+//!     fn send(&self, to: &PeerId, channel: Channel, message: Bytes) -> Result<(), NetError> {
+//!         channel.check_len(message.len())?;
+//!         self.0.lock().unwrap().push((Some(*to), channel, message));
+//!         Ok(())
+//!     }
+//!     fn broadcast(&self, channel: Channel, message: Bytes) -> Result<(), NetError> {
+//!         channel.check_len(message.len())?;
+//!         self.0.lock().unwrap().push((None, channel, message));
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let net = Recorder::default();
+//! let peer = PeerId::from(Genesis::local_validator_key(1).public_key());
+//! net.send(&peer, Channel::Consensus, Bytes::from_static(b"vote"))?;
+//! // Too big for its channel: refused before it reaches a socket.
+//! let huge = Bytes::from(vec![0u8; Channel::Transactions.max_message_bytes() + 1]);
+//! assert!(net.broadcast(Channel::Transactions, huge).is_err());
+//! assert_eq!(net.0.lock().unwrap().len(), 1);
+//! # Ok::<(), NetError>(())
+//! ```
+//!
+//! ## Feature flags
+//! None.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+use bytes::Bytes;
+use timecoin_crypto::PublicKey;
+use timecoin_types::{MAX_BLOCK_BYTES, MAX_MESSAGE_BYTES, MAX_TX_BYTES};
+
+/// Errors of the network boundary.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NetError {
+    /// A message is larger than its channel allows.
+    #[error("{len}-byte message exceeds the {channel} channel's limit of {max} bytes")]
+    TooLarge {
+        /// The channel.
+        channel: Channel,
+        /// The message's length.
+        len: usize,
+        /// The channel's limit.
+        max: usize,
+    },
+    /// The peer is not connected (a send to it is dropped, as a lost packet would be).
+    #[error("peer {0} is not connected")]
+    NotConnected(PeerId),
+    /// The outbound queue for this peer and channel is full: the message was dropped.
+    #[error("the {channel} queue to peer {peer} is full")]
+    QueueFull {
+        /// The peer.
+        peer: PeerId,
+        /// The channel.
+        channel: Channel,
+    },
+    /// The network is shut down.
+    #[error("the network is shut down")]
+    Closed,
+}
+
+/// A peer's identity: the node key its transport authenticated during the handshake.
+///
+/// Distinct from a masternode's operator key (a node may run without one), which a peer proves
+/// separately ([`NetEvent::Joined::masternode`]).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerId([u8; 32]);
+
+impl PeerId {
+    /// The node key's 32 bytes (kept unparsed: an id is compared and logged, never verified against).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl From<PublicKey> for PeerId {
+    fn from(key: PublicKey) -> Self {
+        PeerId(*key.as_bytes())
+    }
+}
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The first 8 bytes are plenty to tell peers apart in a log line.
+        let bytes = &self.0;
+        for b in bytes.iter().take(8) {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PeerId({self})")
+    }
+}
+
+/// Room a frame of the sync channel leaves around one certified block: the certificate (at most
+/// [`timecoin_types::MAX_VALIDATORS`] signatures of 96 bytes would not fit, but a certificate needs only
+/// a quorum of a set that fits in a block-sized message) and the message's own envelope.
+const ENVELOPE_BYTES: usize = 64 * 1024;
+
+/// A logical stream between two nodes. The order of the variants is the priority order: when a link is
+/// busy, a transport sends pending consensus messages before sync traffic and sync before transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Channel {
+    /// Proposals and votes. A proposal carries a whole block.
+    Consensus,
+    /// Certified blocks and sync requests.
+    Sync,
+    /// Transactions being gossiped.
+    Transactions,
+}
+
+impl Channel {
+    /// Every channel, highest priority first.
+    pub const ALL: [Channel; 3] = [Channel::Consensus, Channel::Sync, Channel::Transactions];
+
+    /// The largest message a peer may send on this channel. Anything longer is refused before it is
+    /// decoded (and counts against the sender).
+    ///
+    /// Consensus and sync carry one block each plus a proof or a certificate; transactions carry one
+    /// transaction. All stay under the seed's 10 MB frame ([`MAX_MESSAGE_BYTES`]).
+    pub const fn max_message_bytes(self) -> usize {
+        match self {
+            Channel::Consensus | Channel::Sync => {
+                let limit = MAX_BLOCK_BYTES + 2 * 1024 * 1024 + ENVELOPE_BYTES;
+                if limit < MAX_MESSAGE_BYTES {
+                    limit
+                } else {
+                    MAX_MESSAGE_BYTES
+                }
+            }
+            Channel::Transactions => MAX_TX_BYTES + 64,
+        }
+    }
+
+    /// Its priority: 0 is served first.
+    pub const fn priority(self) -> u8 {
+        match self {
+            Channel::Consensus => 0,
+            Channel::Sync => 1,
+            Channel::Transactions => 2,
+        }
+    }
+
+    /// A one-byte tag for framing.
+    pub const fn tag(self) -> u8 {
+        self.priority()
+    }
+
+    /// The channel a framing tag names.
+    pub const fn from_tag(tag: u8) -> Option<Channel> {
+        match tag {
+            0 => Some(Channel::Consensus),
+            1 => Some(Channel::Sync),
+            2 => Some(Channel::Transactions),
+            _ => None,
+        }
+    }
+
+    /// Refuses a message longer than [`max_message_bytes`](Self::max_message_bytes).
+    pub fn check_len(self, len: usize) -> Result<(), NetError> {
+        let max = self.max_message_bytes();
+        if len > max {
+            return Err(NetError::TooLarge {
+                channel: self,
+                len,
+                max,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Channel::Consensus => "consensus",
+            Channel::Sync => "sync",
+            Channel::Transactions => "transactions",
+        })
+    }
+}
+
+/// What a network tells its node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetEvent {
+    /// A peer completed the handshake.
+    Joined {
+        /// Its verified node key.
+        peer: PeerId,
+        /// The masternode operator key it proved to hold, if any.
+        masternode: Option<PublicKey>,
+    },
+    /// A peer disconnected or was dropped.
+    Left(PeerId),
+    /// A peer sent a message. The bytes are undecoded and untrusted; the transport only checked that
+    /// they fit the channel's limit.
+    Message {
+        /// The verified sender.
+        from: PeerId,
+        /// The channel it came on.
+        channel: Channel,
+        /// The message.
+        bytes: Bytes,
+    },
+}
+
+/// How a node sends. Both methods queue and return at once: a send never blocks on a slow peer. A
+/// transport bounds its queues and drops (with [`NetError::QueueFull`]) rather than grow.
+pub trait Network: Send + Sync {
+    /// Queues `message` for `to` on `channel`.
+    fn send(&self, to: &PeerId, channel: Channel, message: Bytes) -> Result<(), NetError>;
+
+    /// Queues `message` for every connected peer on `channel`.
+    fn broadcast(&self, channel: Channel, message: Bytes) -> Result<(), NetError>;
+}
+
+/// How bad a peer's behaviour was: a transport turns these into a score and disconnects or bans a peer
+/// whose score crosses its limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Misbehavior {
+    /// Bytes that did not decode, or a message over its channel's limit.
+    Malformed,
+    /// A decodable message whose signature, membership or certificate check failed.
+    Invalid,
+    /// A sync answer that did not fit what was asked (wrong height, a block not on our chain).
+    BadSync,
+    /// The peer reported a tip height lower than one it reported before.
+    HeightRegressed,
+    /// Repeats of a message it already sent, past what retransmission explains.
+    Spam,
+}
+
+impl Misbehavior {
+    /// Score points the offence costs; a transport bans at a threshold it chooses (the default transport:
+    /// 100).
+    pub const fn penalty(self) -> u32 {
+        match self {
+            Misbehavior::Malformed | Misbehavior::Invalid => 20,
+            Misbehavior::BadSync => 10,
+            Misbehavior::HeightRegressed => 5,
+            Misbehavior::Spam => 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Channel, NetError};
+
+    #[test]
+    fn channel_limits_fit_a_frame_and_tags_round_trip() {
+        for channel in Channel::ALL {
+            assert!(channel.max_message_bytes() <= timecoin_types::MAX_MESSAGE_BYTES);
+            assert_eq!(Channel::from_tag(channel.tag()), Some(channel));
+        }
+        assert!(
+            Channel::Consensus.max_message_bytes() > timecoin_types::MAX_BLOCK_BYTES,
+            "a proposal carries a whole block"
+        );
+        assert_eq!(Channel::from_tag(3), None);
+        assert!(matches!(
+            Channel::Transactions.check_len(timecoin_types::MAX_TX_BYTES + 65),
+            Err(NetError::TooLarge { .. })
+        ));
+        assert!(Channel::Consensus < Channel::Sync && Channel::Sync < Channel::Transactions);
+    }
+}

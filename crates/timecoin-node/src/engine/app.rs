@@ -1,0 +1,81 @@
+//! The application: what the leader proposes and what every validator accepts, both functions of the
+//! finalized chain alone, so honest nodes at one height judge a block the same way.
+
+use timecoin_types::{Block, BlockHeader, Hash, Height, View, WellFormedBlock, check_block};
+
+use super::Engine;
+use crate::NodeError;
+
+/// Room left in a block for its header and the encoding's length prefixes.
+const HEADER_ROOM: usize = 1024;
+
+/// The chain store as a [`timecoin_types::UtxoView`] for the rules.
+struct StoreView<'a>(&'a dyn timecoin_storage::ChainStore);
+
+impl timecoin_types::UtxoView for StoreView<'_> {
+    fn get_utxo(
+        &self,
+        outpoint: &timecoin_types::OutPoint,
+    ) -> Result<Option<timecoin_types::TxOut>, timecoin_types::TypesError> {
+        self.0.get_utxo(outpoint)
+    }
+}
+
+impl Engine {
+    /// The leader's block for `(height, view)`: the mempool's best transactions within the block limit,
+    /// on the tip, with the UTXO commitment of the set they leave.
+    pub(super) fn build_block(
+        &mut self,
+        height: Height,
+        view: View,
+    ) -> Result<WellFormedBlock, NodeError> {
+        let limit = self.params.block_limit().saturating_sub(HEADER_ROOM);
+        let transactions = self
+            .mempool
+            .template(limit)
+            .into_iter()
+            .map(|tx| (*tx).clone())
+            .collect();
+        let (_, parent, parent_time) = self.tip;
+        let mut block = Block {
+            header: BlockHeader {
+                chain_id: self.params.chain_id,
+                height,
+                view,
+                parent,
+                // Informational; kept increasing so blocks of different views and proposers differ.
+                timestamp_ms: parent_time.saturating_add(1).max(self.now()),
+                proposer: self.me,
+                tx_root: Hash::ZERO,
+                witness_root: Hash::ZERO,
+                utxo_commitment: Hash::ZERO,
+            },
+            transactions,
+        };
+        let draft = block.clone().seal();
+        block.header.utxo_commitment = self.store.utxo_commitment_after(&draft)?;
+        Ok(block.seal())
+    }
+
+    /// Whether `block` may follow the tip: its height and parent, every transaction valid in order
+    /// (signatures included), and the header's UTXO commitment equal to the set after it.
+    pub(super) fn validate_block(&self, block: &WellFormedBlock) -> Result<(), NodeError> {
+        let header = &block.header;
+        let (tip_height, tip, _) = self.tip;
+        if header.height != tip_height.saturating_add(1) || header.parent != tip {
+            return Err(NodeError::NotOnTip {
+                height: header.height,
+                parent: header.parent,
+                tip_height,
+                tip,
+            });
+        }
+        check_block(block, &StoreView(&*self.store), &self.params)?;
+        if self.store.utxo_commitment_after(block)? != header.utxo_commitment {
+            return Err(NodeError::CommitmentMismatch {
+                height: header.height,
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,194 @@
+//! The door: nothing reaches the core unverified. Bytes are decoded canonically (a proposal's block
+//! only as a well-formed block, its body bound to its header), duplicates are answered from a bounded
+//! seen-cache, and signatures are checked in batches on the rayon pool against the validator set of the
+//! message's own height.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use timecoin_consensus::{Message, ValidatorRegistry, ValidatorSet, Verified};
+use timecoin_crypto::ChainId;
+use timecoin_net::{Channel, NetEvent};
+use timecoin_types::{Height, Vote};
+
+use super::Event;
+
+/// Votes verified per rayon task: large enough to keep most of the batch equation's speed-up.
+const VOTE_CHUNK: usize = 64;
+
+/// Votes of one height checked in one batch against that height's set, with their event indexes.
+type VoteChunk = (Arc<ValidatorSet>, Vec<(usize, Vote)>);
+
+/// What the door concluded about one consensus message.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// It decoded and its signature and signer check out.
+    Valid {
+        /// The message.
+        message: Verified<Message>,
+        /// Whether these exact bytes were seen before.
+        duplicate: bool,
+    },
+    /// It decoded but a check failed.
+    Invalid {
+        /// Whether these exact bytes were seen before.
+        duplicate: bool,
+    },
+    /// It did not decode.
+    Malformed,
+}
+
+/// The seen-cache and the batch verifier.
+///
+/// Bound: at most `capacity` verdicts, the oldest forgotten first.
+#[derive(Debug)]
+pub struct Door {
+    seen: BTreeMap<[u8; 32], bool>,
+    order: VecDeque<[u8; 32]>,
+    capacity: usize,
+}
+
+impl Door {
+    /// A door remembering up to `capacity` verdicts.
+    pub fn new(capacity: usize) -> Self {
+        Door {
+            seen: BTreeMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Verdicts remembered.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether no verdict is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// One entry per event: a verdict for each consensus message, `None` for anything else.
+    pub(crate) fn check_batch(
+        &mut self,
+        events: &[Event],
+        registry: &ValidatorRegistry,
+        chain: ChainId,
+    ) -> Vec<Option<Verdict>> {
+        let mut vote_jobs: BTreeMap<Height, Vec<(usize, Vote)>> = BTreeMap::new();
+        let mut proposal_jobs: Vec<(usize, Message)> = Vec::new();
+        let mut digests: BTreeMap<usize, [u8; 32]> = BTreeMap::new();
+        let mut verdicts: Vec<Option<Verdict>> = Vec::with_capacity(events.len());
+        for (index, event) in events.iter().enumerate() {
+            verdicts.push(None);
+            let Event::Net(NetEvent::Message {
+                channel: Channel::Consensus,
+                bytes,
+                ..
+            }) = event
+            else {
+                continue;
+            };
+            let digest = *blake3::hash(bytes).as_bytes();
+            let seen = self.seen.get(&digest).copied();
+            // A message already judged bad is not even decoded again.
+            let decoded = match seen {
+                Some(false) => None,
+                _ => Some(crate::wire::decode_consensus(bytes)),
+            };
+            let verdict = match (seen, decoded) {
+                (_, None) => Verdict::Invalid { duplicate: true },
+                (_, Some(Err(_))) => Verdict::Malformed,
+                // These exact bytes passed before, and a height's set never changes.
+                (Some(true), Some(Ok(message))) => Verdict::Valid {
+                    message: Verified::assume_verified(message),
+                    duplicate: true,
+                },
+                (_, Some(Ok(Message::Vote(vote)))) => {
+                    digests.insert(index, digest);
+                    vote_jobs
+                        .entry(vote.height)
+                        .or_default()
+                        .push((index, vote));
+                    continue;
+                }
+                (_, Some(Ok(proposal))) => {
+                    digests.insert(index, digest);
+                    proposal_jobs.push((index, proposal));
+                    continue;
+                }
+            };
+            if let Some(slot) = verdicts.last_mut() {
+                *slot = Some(verdict);
+            }
+        }
+        let heights = vote_jobs
+            .keys()
+            .copied()
+            .chain(proposal_jobs.iter().map(|(_, m)| m.height()));
+        let sets: BTreeMap<Height, Arc<ValidatorSet>> = heights
+            .map(|h| (h, registry.set_for(h).unwrap_or_else(|| registry.current())))
+            .collect();
+        let mut chunks: Vec<VoteChunk> = Vec::new();
+        for (height, mut jobs) in vote_jobs {
+            let Some(set) = sets.get(&height) else {
+                continue;
+            };
+            while !jobs.is_empty() {
+                let rest = jobs.split_off(jobs.len().min(VOTE_CHUNK));
+                chunks.push((set.clone(), std::mem::replace(&mut jobs, rest)));
+            }
+        }
+        let vote_results: Vec<(usize, Option<Verified<Message>>)> = chunks
+            .into_par_iter()
+            .flat_map_iter(|(set, jobs)| {
+                let (indexes, votes): (Vec<usize>, Vec<Vote>) = jobs.into_iter().unzip();
+                let checked = Verified::<Vote>::verify_many(votes, chain, &set);
+                indexes.into_iter().zip(checked).map(|(i, r)| {
+                    (
+                        i,
+                        r.ok()
+                            .map(|v| Verified::assume_verified(Message::Vote(v.into_inner()))),
+                    )
+                })
+            })
+            .collect();
+        let proposal_results: Vec<(usize, Option<Verified<Message>>)> = proposal_jobs
+            .into_par_iter()
+            .map(|(i, message)| {
+                let set = sets.get(&message.height());
+                let checked =
+                    set.and_then(|set| Verified::<Message>::verify(message, chain, set).ok());
+                (i, checked)
+            })
+            .collect();
+        for (index, result) in vote_results.into_iter().chain(proposal_results) {
+            let valid = result.is_some();
+            if let Some(digest) = digests.get(&index) {
+                self.remember(*digest, valid);
+            }
+            if let Some(slot) = verdicts.get_mut(index) {
+                *slot = Some(match result {
+                    Some(message) => Verdict::Valid {
+                        message,
+                        duplicate: false,
+                    },
+                    None => Verdict::Invalid { duplicate: false },
+                });
+            }
+        }
+        verdicts
+    }
+
+    fn remember(&mut self, digest: [u8; 32], valid: bool) {
+        if self.order.len() >= self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.seen.remove(&oldest);
+        }
+        if self.seen.insert(digest, valid).is_none() {
+            self.order.push_back(digest);
+        }
+    }
+}

@@ -1,0 +1,802 @@
+//! The host state machine: events in, effects out, with the consensus core, the application, the door
+//! and the sync policy inside.
+//!
+//! The engine is synchronous and owns no thread, socket or clock. It calls the store and the mempool
+//! directly (they are traits, so the simulator plugs in memory versions), because what it must do with
+//! them is ordered by consensus: a WAL entry must be durable before the vote it records is sent, and a
+//! block before it is reported final. Running those through effects would make every host re-implement
+//! that ordering. The daemon runs the engine on a thread of its own, so its blocking calls never stall
+//! an async worker; see `docs/ARCHITECTURE.md`.
+
+mod app;
+mod door;
+mod sync;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use timecoin_consensus::{
+    Core, Input, Message, Output, Signer, Timeout, ValidatorRegistry, ValidatorSet, WalEntry,
+};
+use timecoin_crypto::{ChainId, PublicKey, SigDomain, Signature};
+use timecoin_mempool::Mempool;
+use timecoin_net::{Channel, Misbehavior, NetEvent, PeerId};
+use timecoin_storage::{ChainStore, ConsensusStateStore};
+use timecoin_types::{
+    BlockHash, ChainParams, CommitCertificate, Genesis, Height, Transaction, TxId, WellFormedBlock,
+    Wire,
+};
+use tracing::{debug, info, warn};
+
+use crate::{EngineConfig, NodeError};
+
+pub use door::Door;
+pub use sync::SyncStatus;
+
+/// Identifies a local request, so its answer can be routed back (an RPC call, a test).
+pub type RequestId = u64;
+
+/// A timer the engine asked for. The host fires it back as [`Event::Timer`] after the delay; a timer
+/// that is no longer wanted is ignored when it fires, so the host never needs to cancel one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TimerId {
+    /// A consensus timeout (the token maps to the core's [`Timeout`]).
+    Consensus(u64),
+    /// The sync round: ask a peer for blocks, retry a timed-out request.
+    Sync,
+    /// Give the core the clock.
+    Tick,
+    /// Re-broadcast this node's messages of a stuck height.
+    Resend,
+    /// Start the next height with an empty block if nothing arrived meanwhile.
+    Heartbeat,
+}
+
+/// What happens to the engine.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// The host is running: set the periodic timers and start the height after the stored tip. Send it
+    /// once, first.
+    Start,
+    /// Something from the network.
+    Net(NetEvent),
+    /// A transaction submitted locally (RPC, wallet); answered with [`Effect::Reply`].
+    Submit {
+        /// Routes the answer.
+        request: RequestId,
+        /// The transaction.
+        tx: Transaction,
+    },
+    /// A timer fired.
+    Timer(TimerId),
+}
+
+/// What the engine asks its host to do, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Send to one peer.
+    Send {
+        /// The peer.
+        to: PeerId,
+        /// The channel.
+        channel: Channel,
+        /// The encoded message.
+        bytes: Bytes,
+    },
+    /// Send to every connected peer.
+    Broadcast {
+        /// The channel.
+        channel: Channel,
+        /// The encoded message.
+        bytes: Bytes,
+    },
+    /// Fire [`Event::Timer`] after `after`.
+    SetTimer {
+        /// Which timer.
+        timer: TimerId,
+        /// How long from now.
+        after: Duration,
+    },
+    /// The answer to an [`Event::Submit`].
+    Reply {
+        /// The request.
+        request: RequestId,
+        /// The pooled transaction's id, or why it was refused.
+        result: Result<TxId, String>,
+    },
+    /// A peer sent something it should not have; the network turns this into a score.
+    Penalize {
+        /// The peer.
+        peer: PeerId,
+        /// What it did.
+        misbehavior: Misbehavior,
+    },
+    /// A block is final and durable (for `waitfortx`, metrics, logs).
+    Finalized {
+        /// Its height.
+        height: Height,
+        /// Its hash.
+        hash: BlockHash,
+        /// Transactions it holds.
+        transactions: usize,
+    },
+}
+
+/// Counters of what the engine did, for metrics and assertions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Consensus messages received.
+    pub received: u64,
+    /// Messages that did not decode (any channel).
+    pub malformed: u64,
+    /// Consensus messages refused by signature or membership checks, before the core saw them.
+    pub rejected_signature: u64,
+    /// Consensus messages whose verdict came from the seen-cache.
+    pub duplicates: u64,
+    /// Synced blocks refused (bad certificate, wrong parent).
+    pub rejected_sync: u64,
+    /// Heights decided from a synced certificate.
+    pub synced: u64,
+    /// Sync requests sent.
+    pub sync_requests: u64,
+    /// Sync requests that timed out and were retried elsewhere.
+    pub sync_timeouts: u64,
+    /// WAL entries written.
+    pub persists: u64,
+    /// Evidence items the core reported.
+    pub evidence: u64,
+    /// Transactions received (gossip and local).
+    pub txs_received: u64,
+    /// Transactions the mempool admitted.
+    pub txs_admitted: u64,
+    /// Blocks this node built as leader.
+    pub proposed: u64,
+    /// Blocks finalized.
+    pub finalized: u64,
+    /// Penalties reported.
+    pub penalties: u64,
+}
+
+/// What a host asks about a running engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// The finalized tip's height.
+    pub height: Height,
+    /// The finalized tip's hash.
+    pub tip: BlockHash,
+    /// The height being decided, if consensus runs.
+    pub deciding: Option<Height>,
+    /// Whether peers report heights above ours (catching up).
+    pub sync: SyncStatus,
+    /// Peers known.
+    pub peers: usize,
+    /// Transactions pooled.
+    pub mempool: usize,
+    /// Whether this node's key is in the validator set of the height being decided.
+    pub validator: bool,
+}
+
+/// The signer the core is given: shared, so a host can keep a handle (a remote signer, twins in a test).
+pub(crate) struct SharedSigner(pub(crate) Arc<dyn Signer>);
+
+impl Signer for SharedSigner {
+    fn public_key(&self) -> PublicKey {
+        self.0.public_key()
+    }
+    fn sign(&self, domain: SigDomain, chain: ChainId, message: &[u8]) -> Signature {
+        self.0.sign(domain, chain, message)
+    }
+}
+
+/// The parts an engine is made of; [`crate::NodeBuilder`] fills them in.
+pub struct Parts {
+    /// Settings.
+    pub config: EngineConfig,
+    /// Consensus settings.
+    pub consensus: timecoin_consensus::Config,
+    /// The chain.
+    pub genesis: Arc<Genesis>,
+    /// Finalized blocks and the UTXO set.
+    pub store: Arc<dyn ChainStore>,
+    /// The consensus write-ahead log.
+    pub wal: Arc<dyn ConsensusStateStore>,
+    /// Pending transactions, validated against `store`.
+    pub mempool: Arc<dyn Mempool>,
+    /// Signs this node's consensus messages.
+    pub signer: Arc<dyn Signer>,
+}
+
+/// The node's host state machine. See the module docs.
+///
+/// Bounds: pending consensus timers (a handful per view; those of finished heights are dropped when a
+/// height starts), the input queue (what one event leads to), the seen-cache
+/// ([`EngineConfig::seen_cache`]), the digests of this height's persisted messages (three per view the
+/// node signed in), the sync state ([`EngineConfig::sync_window`] blocks, [`EngineConfig::max_peers`]
+/// peers) and [`EngineConfig::max_offenders`] offenders. The core, the mempool and the store bound their
+/// own memory.
+pub struct Engine {
+    config: EngineConfig,
+    params: ChainParams,
+    core: Core,
+    me: PublicKey,
+    store: Arc<dyn ChainStore>,
+    wal: Arc<dyn ConsensusStateStore>,
+    mempool: Arc<dyn Mempool>,
+    registry: ValidatorRegistry,
+    door: Door,
+    sync: sync::SyncState,
+    /// The last finalized block's height, hash and timestamp.
+    tip: (Height, BlockHash, u64),
+    now_ms: u64,
+    inputs: VecDeque<Input>,
+    effects: Vec<Effect>,
+    timers: BTreeMap<u64, Timeout>,
+    next_token: u64,
+    /// The height waiting to start (nothing to propose yet), with when the previous one was finalized.
+    pending_start: Option<(Height, u64)>,
+    /// Digests of the messages persisted at the current height: the core must persist what it broadcasts,
+    /// and the engine refuses to send anything else.
+    persisted: BTreeSet<[u8; 32]>,
+    resend_height: Option<Height>,
+    feeding: bool,
+    offenders: Vec<PublicKey>,
+    failure: Option<String>,
+    stats: EngineStats,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("me", &self.me)
+            .field("tip", &self.tip.0)
+            .field("core", &self.core)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `parts`, resumed from what the stores hold: the tip from the chain store, the
+    /// validator registry by replaying the stored blocks, the core from the WAL.
+    pub fn new(parts: Parts) -> Result<Self, NodeError> {
+        let Parts {
+            config,
+            consensus,
+            genesis,
+            store,
+            wal,
+            mempool,
+            signer,
+        } = parts;
+        config.validate()?;
+        if consensus.chain_id != genesis.params.chain_id {
+            return Err(NodeError::Config(format!(
+                "consensus chain id {} is not the genesis's {}",
+                consensus.chain_id.0, genesis.params.chain_id.0
+            )));
+        }
+        let tip = store.tip()?;
+        let registry = ValidatorRegistry::from_genesis(&genesis)?;
+        let mut tip_time = genesis.timestamp_ms;
+        // The registry is derived from finalized blocks only, so replaying them rebuilds it exactly.
+        for height in 1..=tip.height {
+            let stored = store.block(height)?.ok_or_else(|| {
+                NodeError::Config(format!("the store lacks block {height} below its tip"))
+            })?;
+            tip_time = stored.block.header.timestamp_ms;
+            let block = WellFormedBlock::check(stored.block)?;
+            registry.on_finalized(&block)?;
+        }
+        let entries = wal.replay(tip.height.saturating_add(1))?;
+        let mut restored = Vec::with_capacity(entries.len());
+        for bytes in &entries {
+            match WalEntry::decode(bytes) {
+                Ok(entry) => restored.push(entry),
+                // A torn last write is the only way an entry fails to decode; the vote it recorded was
+                // never sent, so dropping it is safe.
+                Err(e) => warn!(%e, "skipping a WAL entry that does not decode"),
+            }
+        }
+        let persisted = restored
+            .iter()
+            .map(|e| digest(&e.clone().into_message()))
+            .collect();
+        let me = signer.public_key();
+        let core = Core::restore(consensus, SharedSigner(signer), restored)?;
+        let door = Door::new(config.seen_cache);
+        let sync = sync::SyncState::new(&config);
+        Ok(Engine {
+            params: genesis.params.clone(),
+            config,
+            core,
+            me,
+            store,
+            wal,
+            mempool,
+            registry,
+            door,
+            sync,
+            tip: (tip.height, tip.hash, tip_time),
+            now_ms: 0,
+            inputs: VecDeque::new(),
+            effects: Vec::new(),
+            timers: BTreeMap::new(),
+            next_token: 0,
+            pending_start: None,
+            persisted,
+            resend_height: None,
+            feeding: false,
+            offenders: Vec::new(),
+            failure: None,
+            stats: EngineStats::default(),
+        })
+    }
+
+    /// Handles one event at `now_ms` (milliseconds on the host's clock, for the daemon the Unix epoch's;
+    /// a value below an earlier one is taken as the earlier one) and returns what to do, in order.
+    pub fn handle(&mut self, now_ms: u64, event: Event) -> Vec<Effect> {
+        self.handle_batch(now_ms, vec![event])
+    }
+
+    /// Handles several events that arrived together. Consensus messages among them have their
+    /// signatures checked in one batch on the rayon pool before any is acted on; otherwise the same as
+    /// handling them one by one, in order.
+    pub fn handle_batch(&mut self, now_ms: u64, events: Vec<Event>) -> Vec<Effect> {
+        self.now_ms = self.now_ms.max(now_ms);
+        if self.failure.is_some() {
+            return Vec::new();
+        }
+        let checked = self.door.check_batch(&events, &self.registry, self.chain());
+        for (event, verdict) in events.into_iter().zip(checked) {
+            if self.failure.is_some() {
+                break;
+            }
+            self.on_event(event, verdict);
+        }
+        std::mem::take(&mut self.effects)
+    }
+
+    fn on_event(&mut self, event: Event, verdict: Option<door::Verdict>) {
+        match event {
+            Event::Start => self.on_start(),
+            Event::Net(NetEvent::Joined { peer, .. }) => self.sync.joined(peer),
+            Event::Net(NetEvent::Left(peer)) => self.sync.left(&peer),
+            Event::Net(NetEvent::Message {
+                from,
+                channel,
+                bytes,
+            }) => match channel {
+                Channel::Consensus => self.on_consensus(from, verdict),
+                Channel::Transactions => {
+                    let _ = self.on_transaction(Some(from), &bytes);
+                }
+                Channel::Sync => self.on_sync(from, &bytes),
+            },
+            Event::Submit { request, tx } => {
+                let result = self.submit(tx);
+                self.effects.push(Effect::Reply {
+                    request,
+                    result: result.map_err(|e| e.to_string()),
+                });
+            }
+            Event::Timer(timer) => self.on_timer(timer),
+        }
+    }
+
+    /// This node's consensus key.
+    pub fn public_key(&self) -> PublicKey {
+        self.me
+    }
+
+    /// The finalized tip's height.
+    pub fn finalized_height(&self) -> Height {
+        self.tip.0
+    }
+
+    /// The consensus core.
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// The chain store.
+    pub fn store(&self) -> &Arc<dyn ChainStore> {
+        &self.store
+    }
+
+    /// The WAL store.
+    pub fn wal(&self) -> &Arc<dyn ConsensusStateStore> {
+        &self.wal
+    }
+
+    /// The mempool.
+    pub fn mempool(&self) -> &Arc<dyn Mempool> {
+        &self.mempool
+    }
+
+    /// The validator registry.
+    pub fn registry(&self) -> &ValidatorRegistry {
+        &self.registry
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// Keys named by evidence this engine's core reported (at most [`EngineConfig::max_offenders`]).
+    pub fn offenders(&self) -> &[PublicKey] {
+        &self.offenders
+    }
+
+    /// Why the engine stopped, if it did. A stopped engine ignores every event.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    /// The node's state, for RPC and metrics.
+    pub fn status(&self) -> NodeStatus {
+        let deciding = self.core.height();
+        NodeStatus {
+            height: self.tip.0,
+            tip: self.tip.1,
+            deciding,
+            sync: self.sync.status(self.tip.0),
+            peers: self.sync.peer_count(),
+            mempool: self.mempool.len(),
+            validator: self
+                .core
+                .validators()
+                .is_some_and(|set| set.contains(&self.me)),
+        }
+    }
+
+    fn chain(&self) -> ChainId {
+        self.params.chain_id
+    }
+
+    fn now(&self) -> u64 {
+        self.now_ms
+    }
+
+    fn on_start(&mut self) {
+        self.set_timer(TimerId::Sync, self.config.sync_interval);
+        self.set_timer(TimerId::Tick, self.config.tick_interval);
+        if let Some(every) = self.config.resend_interval {
+            self.set_timer(TimerId::Resend, every);
+        }
+        let next = self.tip.0.saturating_add(1);
+        // A node restarted in the middle of a height it had voted in goes straight back to it.
+        let resume = !self.persisted.is_empty();
+        self.pending_start = Some((next, self.now()));
+        if resume {
+            self.start_pending();
+        } else {
+            self.maybe_start(false);
+        }
+    }
+
+    fn set_timer(&mut self, timer: TimerId, after: Duration) {
+        self.effects.push(Effect::SetTimer { timer, after });
+    }
+
+    fn penalize(&mut self, peer: PeerId, misbehavior: Misbehavior) {
+        self.stats.penalties += 1;
+        self.effects.push(Effect::Penalize { peer, misbehavior });
+    }
+
+    fn fail(&mut self, reason: String) {
+        warn!(%reason, "engine halted");
+        self.failure = Some(reason);
+        self.inputs.clear();
+    }
+
+    /// Starts the pending height if transactions wait, or (when the heartbeat timer fired) if the
+    /// empty-block interval has passed; otherwise arms the heartbeat. An empty block is only ever
+    /// started from the timer, never within the event that finalized the previous one, so a lone
+    /// validator with a zero interval makes one block per timer, not an endless cascade.
+    fn maybe_start(&mut self, heartbeat: bool) {
+        let Some((height, since)) = self.pending_start else {
+            return;
+        };
+        let due = since.saturating_add(duration_ms(self.config.empty_block_interval));
+        if !self.mempool.is_empty() || (heartbeat && self.now() >= due) {
+            self.start_pending();
+        } else {
+            debug!(height, "waiting for transactions or the heartbeat");
+            self.set_timer(
+                TimerId::Heartbeat,
+                Duration::from_millis(due.saturating_sub(self.now())),
+            );
+        }
+    }
+
+    fn start_pending(&mut self) {
+        let Some((height, _)) = self.pending_start.take() else {
+            return;
+        };
+        let validators = self.validators_for(height);
+        // Timers of finished heights can only be ignored by the core; forgetting them bounds the map.
+        self.timers.retain(|_, t| t.height >= height);
+        self.feed(Input::StartHeight { height, validators });
+    }
+
+    fn validators_for(&self, height: Height) -> Arc<ValidatorSet> {
+        self.registry
+            .set_for(height)
+            .unwrap_or_else(|| self.registry.current())
+    }
+
+    /// Feeds `input` and everything it leads to (the application's answers, the next height, synced
+    /// blocks), executing outputs in order.
+    fn feed(&mut self, input: Input) {
+        self.inputs.push_back(input);
+        // Outputs may lead to more inputs (the next height, a synced block): queued, not recursed into.
+        if self.feeding {
+            return;
+        }
+        self.feeding = true;
+        self.drain_inputs();
+        self.feeding = false;
+    }
+
+    fn drain_inputs(&mut self) {
+        loop {
+            while let Some(input) = self.inputs.pop_front() {
+                if self.failure.is_some() {
+                    return;
+                }
+                let outputs = self.core.handle(input);
+                self.execute(outputs);
+            }
+            match self.next_synced() {
+                Some(input) => self.inputs.push_back(input),
+                None => return,
+            }
+        }
+    }
+
+    fn execute(&mut self, outputs: Vec<Output>) {
+        for output in outputs {
+            if self.failure.is_some() {
+                return;
+            }
+            match output {
+                Output::Persist(entry) => {
+                    let height = entry.height();
+                    if let Err(e) = self.wal.append_wal(height, &entry.encode()) {
+                        // Without the record, the vote must never leave: stop here.
+                        self.fail(format!("WAL write failed: {e}"));
+                        return;
+                    }
+                    self.persisted.insert(digest(&entry.into_message()));
+                    self.stats.persists += 1;
+                }
+                Output::Broadcast(message) => {
+                    let bytes = message.encode();
+                    if !self.persisted.contains(&blake3_digest(&bytes)) {
+                        self.fail(format!(
+                            "the core broadcast a message it never asked to persist: {message:?}"
+                        ));
+                        return;
+                    }
+                    self.effects.push(Effect::Broadcast {
+                        channel: Channel::Consensus,
+                        bytes: bytes.into(),
+                    });
+                }
+                Output::ScheduleTimeout { timeout, after } => {
+                    let token = self.next_token;
+                    self.next_token += 1;
+                    self.timers.insert(token, timeout);
+                    self.set_timer(TimerId::Consensus(token), after);
+                }
+                Output::RequestProposal { height, view } => match self.build_block(height, view) {
+                    Ok(block) => {
+                        self.stats.proposed += 1;
+                        self.inputs.push_back(Input::ProposalValue {
+                            height,
+                            view,
+                            block,
+                        });
+                    }
+                    // Left unanswered, the view's propose timeout ends in a nil Prepare.
+                    Err(e) => warn!(%e, height, view, "could not build a block"),
+                },
+                Output::RequestValidity { height, block, .. } => {
+                    let valid = match self.validate_block(&block) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            debug!(%e, height, "proposed block refused");
+                            false
+                        }
+                    };
+                    self.inputs.push_back(Input::Validity {
+                        height,
+                        block_hash: block.hash(),
+                        valid,
+                    });
+                }
+                Output::Decided { block, certificate } => self.apply_decided(block, certificate),
+                Output::Evidence(evidence) => {
+                    self.stats.evidence += 1;
+                    let offender = evidence.offender();
+                    warn!(%offender, "equivocation evidence");
+                    if self.offenders.len() < self.config.max_offenders {
+                        self.offenders.push(offender);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies a decided block durably, then tells the mempool and the registry, then moves on.
+    fn apply_decided(&mut self, block: WellFormedBlock, certificate: CommitCertificate) {
+        let height = block.header.height;
+        if let Err(e) = self.store.apply_finalized(&block, &certificate) {
+            self.fail(format!("cannot apply decided block {height}: {e}"));
+            return;
+        }
+        self.mempool.on_finalized(&block);
+        if let Err(e) = self.registry.on_finalized(&block) {
+            self.fail(format!("registry refused decided block {height}: {e}"));
+            return;
+        }
+        let next = height.saturating_add(1);
+        if let Err(e) = self.wal.prune_below(next) {
+            // Stale entries only cost space; the next prune takes them.
+            warn!(%e, "WAL prune failed");
+        }
+        let hash = block.hash();
+        self.tip = (height, hash, block.header.timestamp_ms);
+        self.persisted.clear();
+        self.stats.finalized += 1;
+        info!(height, %hash, transactions = block.transactions.len(), "finalized");
+        self.effects.push(Effect::Finalized {
+            height,
+            hash,
+            transactions: block.transactions.len(),
+        });
+        self.continue_sync();
+        self.pending_start = Some((next, self.now()));
+        if self.sync.has_buffered(next) {
+            self.start_pending();
+        } else {
+            self.maybe_start(false);
+        }
+    }
+
+    fn on_consensus(&mut self, from: PeerId, verdict: Option<door::Verdict>) {
+        self.stats.received += 1;
+        let message = match verdict {
+            Some(door::Verdict::Valid { message, duplicate }) => {
+                self.stats.duplicates += u64::from(duplicate);
+                message
+            }
+            Some(door::Verdict::Malformed) | None => {
+                self.stats.malformed += 1;
+                self.penalize(from, Misbehavior::Malformed);
+                return;
+            }
+            Some(door::Verdict::Invalid { duplicate }) => {
+                self.stats.rejected_signature += 1;
+                self.stats.duplicates += u64::from(duplicate);
+                // A repeat of a message already judged bad costs the sender once, not every time.
+                if !duplicate {
+                    self.penalize(from, Misbehavior::Invalid);
+                }
+                return;
+            }
+        };
+        let height = message.height();
+        let current = self.core.height().unwrap_or(self.tip.0.saturating_add(1));
+        if height > current {
+            self.sync.heard_ahead(from, height);
+            self.request_sync_from(from);
+        } else if height <= self.tip.0 {
+            self.push_finalized(from, height);
+        }
+        // A peer already works on the height this node waits to start: join it.
+        if self.pending_start.is_some_and(|(h, _)| h == height) {
+            self.start_pending();
+        }
+        self.feed(Input::from(message));
+    }
+
+    /// A transaction from a peer (`Some`) or a local submission (`None`); on admission it is gossiped.
+    fn on_transaction(&mut self, from: Option<PeerId>, bytes: &[u8]) -> Result<TxId, NodeError> {
+        self.stats.txs_received += 1;
+        let tx = match crate::wire::decode_transaction(bytes) {
+            Ok(tx) => tx,
+            Err(e) => {
+                self.stats.malformed += 1;
+                if let Some(peer) = from {
+                    self.penalize(peer, Misbehavior::Malformed);
+                }
+                return Err(e.into());
+            }
+        };
+        self.admit(tx, Bytes::copy_from_slice(bytes))
+    }
+
+    fn submit(&mut self, tx: Transaction) -> Result<TxId, NodeError> {
+        self.stats.txs_received += 1;
+        let bytes = Bytes::from(tx.encode());
+        self.admit(tx, bytes)
+    }
+
+    fn admit(&mut self, tx: Transaction, bytes: Bytes) -> Result<TxId, NodeError> {
+        // Judged against the finalized set, so a conflicting spend of a coin is refused here or replaced
+        // by fee; whichever a leader proposes, every node checks the block against its chain alone.
+        let txid = self.mempool.insert(tx)?;
+        self.stats.txs_admitted += 1;
+        self.effects.push(Effect::Broadcast {
+            channel: Channel::Transactions,
+            bytes,
+        });
+        self.maybe_start(false);
+        Ok(txid)
+    }
+
+    fn on_timer(&mut self, timer: TimerId) {
+        match timer {
+            TimerId::Consensus(token) => {
+                if let Some(timeout) = self.timers.remove(&token) {
+                    self.feed(Input::Timeout(timeout));
+                }
+            }
+            TimerId::Sync => {
+                self.set_timer(TimerId::Sync, self.config.sync_interval);
+                self.sync_round();
+            }
+            TimerId::Tick => {
+                self.set_timer(TimerId::Tick, self.config.tick_interval);
+                self.feed(Input::Tick { now_ms: self.now() });
+            }
+            TimerId::Resend => {
+                if let Some(every) = self.config.resend_interval {
+                    self.set_timer(TimerId::Resend, every);
+                }
+                let height = self.core.height();
+                if height.is_some() && height == self.resend_height {
+                    self.resend_wal();
+                }
+                self.resend_height = height;
+            }
+            TimerId::Heartbeat => self.maybe_start(true),
+        }
+    }
+
+    /// Re-broadcasts what the WAL holds for heights above the tip: only messages this node already
+    /// signed and persisted, so never anything new.
+    fn resend_wal(&mut self) {
+        let entries = match self.wal.replay(self.tip.0.saturating_add(1)) {
+            Ok(entries) => entries,
+            Err(e) => {
+                warn!(%e, "cannot read the WAL to resend");
+                return;
+            }
+        };
+        for bytes in entries {
+            if let Ok(entry) = WalEntry::decode(&bytes) {
+                self.effects.push(Effect::Broadcast {
+                    channel: Channel::Consensus,
+                    bytes: entry.into_message().encode().into(),
+                });
+            }
+        }
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn blake3_digest(bytes: &[u8]) -> [u8; 32] {
+    *blake3::hash(bytes).as_bytes()
+}
+
+fn digest(message: &Message) -> [u8; 32] {
+    blake3_digest(&message.encode())
+}
