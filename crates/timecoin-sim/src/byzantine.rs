@@ -92,7 +92,7 @@ impl Outbox<'_> {
 
     /// Sends raw consensus bytes to every peer: for forgeries no honest encoder can produce.
     pub fn send_all_raw(&mut self, bytes: Vec<u8>) {
-        self.sends.push((None, Packet::Consensus(bytes.into())));
+        self.sends.push((None, Packet::raw_consensus(bytes)));
     }
 
     /// Sends `message` to each node of `group`.

@@ -2,9 +2,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use timecoin_consensus::{Message, ValidatorRegistry, WalEntry};
+use timecoin_consensus::{Message, ValidatorRegistry};
 use timecoin_crypto::{ChainId, PublicKey};
-use timecoin_types::{BlockHash, Genesis, Height, View, VotePhase, Wire};
+use timecoin_storage::ChainStore;
+use timecoin_types::{BlockHash, Genesis, Height, View, VotePhase, WellFormedBlock, Wire};
 
 use crate::node::SimNode;
 use crate::runtime::{NodeId, Runtime};
@@ -46,6 +47,8 @@ pub struct InvariantChecker {
     registry: ValidatorRegistry,
     /// Per node: stored blocks already checked.
     checked: Vec<usize>,
+    /// The height at which each node's UTXO commitment was last compared.
+    state_checked: Vec<Option<Height>>,
     /// Per node: (incarnation, evidence items already checked); evidence is not durable, so a restart
     /// starts the count again.
     evidence_checked: Vec<(u32, usize)>,
@@ -76,6 +79,7 @@ impl InvariantChecker {
             states: BTreeMap::new(),
             registry,
             checked: vec![0; n],
+            state_checked: vec![None; n],
             evidence_checked: vec![(0, 0); n],
             slots: vec![(0, BTreeMap::new()); n],
         })
@@ -116,13 +120,20 @@ impl InvariantChecker {
         let Some((seen, slots)) = self.slots.get_mut(id) else {
             return Ok(());
         };
-        let new = usize::try_from(durable.wal_appended.saturating_sub(*seen)).unwrap_or(usize::MAX);
-        let start = durable.wal.len().saturating_sub(new);
-        for bytes in durable.wal.iter().skip(start) {
-            let entry = WalEntry::decode(bytes).map_err(|e| Violation::NodeFailed {
+        let appended = durable.wal_appended();
+        if appended == *seen {
+            return Ok(());
+        }
+        // Every entry above the tip is compared with what its slot held before: re-reading one is a
+        // no-op, a second, different message in a slot is a double signature.
+        let (entries, skipped) = durable.wal_entries();
+        if skipped > 0 {
+            return Err(Violation::NodeFailed {
                 node: id,
-                reason: format!("WAL entry does not decode: {e}"),
-            })?;
+                reason: format!("{skipped} WAL entries do not decode"),
+            });
+        }
+        for entry in entries {
             let (slot, message) = match entry.into_message() {
                 Message::Proposal(p) => ((p.height, p.view, 0), Message::Proposal(p)),
                 Message::Vote(v) => {
@@ -149,24 +160,29 @@ impl InvariantChecker {
                 });
             }
         }
-        *seen = durable.wal_appended;
+        *seen = appended;
         let tip = durable.tip_height();
         slots.retain(|(height, _, _), _| *height > tip);
         Ok(())
     }
 
     fn check_state(&mut self, id: NodeId, node: &SimNode) -> Result<(), Violation> {
-        let ledger = node.ledger();
-        let height = ledger.height();
-        let commitment = ledger.commitment();
-        if ledger.tip().header.utxo_commitment != commitment {
-            return Err(Violation::DivergentState {
-                height,
-                first_node: id,
-                first: ledger.tip().header.utxo_commitment,
-                second_node: id,
-                second: commitment,
-            });
+        let height = node.finalized_height();
+        if self.state_checked.get(id).copied().flatten() == Some(height) {
+            return Ok(());
+        }
+        let state = node
+            .durable()
+            .db()
+            .utxo_state()
+            .map_err(|e| Violation::NodeFailed {
+                node: id,
+                reason: format!("cannot read the UTXO state: {e}"),
+            })?;
+        let height = state.tip.height;
+        let commitment = state.hash.checksum();
+        if let Some(slot) = self.state_checked.get_mut(id) {
+            *slot = Some(height);
         }
         match self.states.get(&height) {
             Some((first, first_node)) if *first != commitment => Err(Violation::DivergentState {
@@ -206,15 +222,19 @@ impl InvariantChecker {
     }
 
     fn check_chain(&mut self, id: NodeId, node: &SimNode) -> Result<(), Violation> {
-        let chain = &node.durable().chain;
+        let durable = node.durable();
+        let tip = durable.tip_height();
         let from = self.checked.get(id).copied().unwrap_or(0);
-        for index in from..chain.len() {
+        for index in from..usize::try_from(tip).unwrap_or(usize::MAX) {
             let height = index as Height + 1;
             let broken = Violation::BrokenChain { node: id, height };
-            let (block, certificate) = chain.get(index).ok_or(broken.clone())?;
-            let parent = match index.checked_sub(1) {
-                None => self.genesis_hash,
-                Some(p) => chain.get(p).map(|(b, _)| b.hash()).ok_or(broken.clone())?,
+            let (block, certificate) = durable.finalized(height).ok_or(broken.clone())?;
+            let parent = match height.checked_sub(1) {
+                Some(0) | None => self.genesis_hash,
+                Some(p) => durable
+                    .finalized(p)
+                    .map(|(b, _)| b.hash())
+                    .ok_or(broken.clone())?,
             };
             if block.header.height != height || block.header.parent != parent {
                 return Err(broken);
@@ -249,7 +269,7 @@ impl InvariantChecker {
                         reason: "validator set of the height unknown to the checker".into(),
                     })?;
             validators
-                .verify_certificate(certificate, self.chain)
+                .verify_certificate(&certificate, self.chain)
                 .map_err(|e| Violation::BadCertificate {
                     node: id,
                     height,
@@ -257,8 +277,12 @@ impl InvariantChecker {
                 })?;
             if index == self.agreed.len() {
                 self.agreed.push((hash, id));
+                let block = WellFormedBlock::check(block).map_err(|e| Violation::NodeFailed {
+                    node: id,
+                    reason: format!("stored block {height} is not well formed: {e}"),
+                })?;
                 self.registry
-                    .on_finalized(block)
+                    .on_finalized(&block)
                     .map_err(|e| Violation::NodeFailed {
                         node: id,
                         reason: format!("checker registry refused block {height}: {e}"),

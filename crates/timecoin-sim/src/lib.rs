@@ -41,16 +41,12 @@
 pub mod byzantine;
 mod checker;
 mod error;
-mod ledger;
 mod node;
 pub mod runtime;
 mod simulation;
-mod store;
 
 pub use byzantine::{Behavior, Strategy};
 pub use checker::InvariantChecker;
 pub use error::{SimError, Violation};
-pub use ledger::{Ledger, Wallet};
-pub use node::{HostTiming, NodeSpec, NodeStats, Packet, SimNode};
+pub use node::{DurableState, HostTiming, NodeSpec, NodeStats, Packet, SimNode, Wallet};
 pub use simulation::{FAST_MAX_TIMEOUT, LIVENESS_BOUND_MS, SimConfig, Simulation};
-pub use store::DurableState;

@@ -14,8 +14,7 @@ use timecoin_types::{Genesis, Height, View};
 use crate::SimError;
 use crate::byzantine::Behavior;
 use crate::checker::InvariantChecker;
-use crate::ledger::Wallet;
-use crate::node::{HostTiming, NodeSpec, SimNode};
+use crate::node::{HostTiming, NodeSpec, SimNode, Wallet};
 use crate::runtime::{Millis, NetStats, NetworkConfig, NodeId, Runtime};
 
 /// Once the network is healed and less than a third of the weight is faulty, every honest running node
@@ -205,6 +204,7 @@ impl Simulation {
         }
         let genesis = Arc::new(config.genesis.clone());
         let wallet = Arc::new(Wallet::local(n));
+        let peers = Arc::new((0..nodes).map(NodeSpec::peer_id).collect::<Vec<_>>());
         let mut specs = Vec::with_capacity(nodes);
         for (id, validator) in node_validator.iter().enumerate() {
             let key = keys
@@ -215,6 +215,7 @@ impl Simulation {
                 id,
                 nodes,
                 key,
+                peers: peers.clone(),
                 genesis: genesis.clone(),
                 consensus: config.consensus.clone(),
                 wallet: wallet.clone(),

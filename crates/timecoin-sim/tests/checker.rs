@@ -11,8 +11,9 @@
 use std::collections::BTreeSet;
 
 use timecoin_consensus::{Message, WalEntry};
-use timecoin_sim::{InvariantChecker, SimConfig, SimNode, Simulation, Violation};
-use timecoin_types::{Genesis, Vote, VotePhase};
+use timecoin_sim::{DurableState, InvariantChecker, SimConfig, SimNode, Simulation, Violation};
+use timecoin_storage::ChainStore;
+use timecoin_types::{Genesis, Vote, VotePhase, WellFormedBlock};
 
 /// A checker that takes every node (and every local key) as honest.
 fn all_honest(sim: &Simulation, validators: usize) -> InvariantChecker {
@@ -23,16 +24,15 @@ fn all_honest(sim: &Simulation, validators: usize) -> InvariantChecker {
     InvariantChecker::new(&genesis, vec![true; sim.len()], keys).unwrap()
 }
 
-/// Crashes node `id` and restarts it from `edit(its durable state)`.
+/// Crashes node `id` and restarts it from `edit(its disk)`.
 fn restart_doctored(
     sim: &mut Simulation,
     id: usize,
-    edit: impl FnOnce(&mut timecoin_sim::DurableState),
+    edit: impl FnOnce(DurableState) -> DurableState,
 ) {
     let node = sim.node(id).unwrap();
     let spec = node.spec().clone();
-    let mut durable = node.durable().clone();
-    edit(&mut durable);
+    let durable = edit(node.durable().clone());
     let rt = sim.runtime_mut();
     rt.crash(id);
     rt.restart(id, SimNode::recover(spec, durable).unwrap());
@@ -50,8 +50,16 @@ fn a_certificate_short_of_a_quorum_is_caught() {
     let mut sim = Simulation::new(SimConfig::new(3, 4)).unwrap();
     sim.run_until_height(2, 60_000).unwrap();
     restart_doctored(&mut sim, 1, |durable| {
-        let certificate = &mut durable.chain[0].1;
-        certificate.signatures.truncate(2); // 20 of 40: not more than 2/3
+        // A disk whose block 1 carries a certificate of 20 of 40: not more than 2/3.
+        let (block, mut certificate) = durable.finalized(1).unwrap();
+        certificate.signatures.truncate(2);
+        let genesis = Genesis::local(4);
+        let doctored = DurableState::new(&genesis).unwrap();
+        doctored
+            .db()
+            .apply_finalized(&WellFormedBlock::check(block).unwrap(), &certificate)
+            .unwrap();
+        doctored
     });
     let violation = all_honest(&sim, 4).check(sim.runtime()).unwrap_err();
     assert!(
@@ -98,7 +106,8 @@ fn two_different_votes_in_one_wal_slot_are_caught_even_if_never_sent() {
     let mut checker = all_honest(&sim, 4);
     checker.check(sim.runtime()).unwrap();
     restart_doctored(&mut sim, 2, |durable| {
-        durable.append_wal(&WalEntry::Voted(other));
+        durable.append_wal(&WalEntry::Voted(other)).unwrap();
+        durable
     });
     let violation = checker.check(sim.runtime()).unwrap_err();
     assert!(

@@ -15,7 +15,7 @@
 use timecoin_consensus::Message;
 use timecoin_sim::runtime::{Millis, NetworkConfig, NodeId};
 use timecoin_sim::{Behavior, Packet, SimConfig, Simulation};
-use timecoin_types::{Height, View, VotePhase, Wire};
+use timecoin_types::{Height, View, VotePhase};
 
 /// Every message travels in exactly 5 ms, so the order of delivery is the order of sending.
 fn no_jitter(mut config: SimConfig) -> SimConfig {
@@ -29,10 +29,7 @@ fn no_jitter(mut config: SimConfig) -> SimConfig {
 }
 
 fn decode(packet: &Packet) -> Option<Message> {
-    match packet {
-        Packet::Consensus(bytes) => Message::decode(bytes).ok(),
-        _ => None,
-    }
+    packet.message()
 }
 
 fn is_proposal(m: &Message, height: Height, view: View) -> bool {
