@@ -62,8 +62,8 @@ pub use genesis::{Genesis, GenesisValidator};
 pub use masternode::{MasternodeRegistration, Tier};
 pub use params::*;
 pub use rules::{
-    BlockDelta, CheckedTx, UtxoView, block_utxo_delta, check_block, check_tx, check_tx_context,
-    signature_messages, verify_signatures,
+    BlockDelta, CheckedTx, UtxoView, block_utxo_delta, check_block, check_block_with, check_tx,
+    check_tx_context, signature_messages, verify_signatures,
 };
 pub use timecoin_crypto::{Address, ChainId, Hash, Network, PublicKey, SecretKey, Signature};
 pub use tx::{

@@ -1,7 +1,7 @@
 //! The application: what the leader proposes and what every validator accepts, both functions of the
 //! finalized chain alone, so honest nodes at one height judge a block the same way.
 
-use timecoin_types::{Block, BlockHeader, Hash, Height, View, WellFormedBlock, check_block};
+use timecoin_types::{Block, BlockHeader, Hash, Height, View, WellFormedBlock, check_block_with};
 
 use super::Engine;
 use crate::NodeError;
@@ -70,7 +70,11 @@ impl Engine {
                 tip,
             });
         }
-        check_block(block, &StoreView(&*self.store), &self.params)?;
+        // Signatures the mempool verified on admission (the same bytes) are not checked twice.
+        let mempool = &self.mempool;
+        check_block_with(block, &StoreView(&*self.store), &self.params, |tx| {
+            mempool.holds_verified(tx)
+        })?;
         if self.store.utxo_commitment_after(block)? != header.utxo_commitment {
             return Err(NodeError::CommitmentMismatch {
                 height: header.height,
