@@ -29,9 +29,11 @@ use crate::{SimError, Violation};
 ///    every other honest node held at that height (compared by commitment), so equal block ids always
 ///    mean equal state;
 /// 7. no honest node failed (for example, refused to apply a decided block, or broadcast a message it had
-///    not persisted first).
+///    not persisted first);
+/// 8. the agreed chain never spends one output twice.
 ///
-/// Memory: two hashes per agreed height (its block and its UTXO set), two counters per node, and per honest node the signing slots of
+/// Memory: two hashes per agreed height (its block and its UTXO set), every output the agreed chain
+/// spent, a few counters per node, and per honest node the signing slots of
 /// heights above its finalized tip (at most three per view it signed in).
 #[derive(Debug)]
 pub struct InvariantChecker {
@@ -47,6 +49,8 @@ pub struct InvariantChecker {
     registry: ValidatorRegistry,
     /// Per node: stored blocks already checked.
     checked: Vec<usize>,
+    /// Every output the agreed chain spent (a simulation runs tens of heights, so this stays small).
+    spent: BTreeSet<timecoin_types::OutPoint>,
     /// The height at which each node's UTXO commitment was last compared.
     state_checked: Vec<Option<Height>>,
     /// Per node: (incarnation, evidence items already checked); evidence is not durable, so a restart
@@ -79,6 +83,7 @@ impl InvariantChecker {
             states: BTreeMap::new(),
             registry,
             checked: vec![0; n],
+            spent: BTreeSet::new(),
             state_checked: vec![None; n],
             evidence_checked: vec![(0, 0); n],
             slots: vec![(0, BTreeMap::new()); n],
@@ -277,6 +282,14 @@ impl InvariantChecker {
                 })?;
             if index == self.agreed.len() {
                 self.agreed.push((hash, id));
+                for input in block.transactions.iter().flat_map(|tx| &tx.inputs) {
+                    if !self.spent.insert(input.prevout) {
+                        return Err(Violation::DoubleSpend {
+                            height,
+                            outpoint: input.prevout,
+                        });
+                    }
+                }
                 let block = WellFormedBlock::check(block).map_err(|e| Violation::NodeFailed {
                     node: id,
                     reason: format!("stored block {height} is not well formed: {e}"),

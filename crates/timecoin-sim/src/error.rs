@@ -60,6 +60,14 @@ pub enum Violation {
         /// Its commitment.
         second: timecoin_crypto::Hash,
     },
+    /// The agreed chain spends one output twice.
+    #[error("the block at height {height} spends {outpoint}, which an earlier block already spent")]
+    DoubleSpend {
+        /// The height of the second spend.
+        height: Height,
+        /// The output.
+        outpoint: timecoin_types::OutPoint,
+    },
     /// Evidence shows an honest validator signed two conflicting messages.
     #[error("node {node} holds evidence that honest validator {offender} equivocated")]
     HonestEquivocation {

@@ -24,6 +24,9 @@ pub struct NetworkConfig {
     pub min_latency_ms: Millis,
     /// Extra delay drawn uniformly from `0..=jitter_ms`; different draws reorder messages.
     pub jitter_ms: Millis,
+    /// Each pair of nodes gets a fixed extra delay drawn from `0..=link_spread_ms` (the same both ways and
+    /// for the whole run, as geography would), on top of `min_latency_ms` and the per-message jitter.
+    pub link_spread_ms: Millis,
     /// Chance a message is lost.
     pub loss_ppm: u32,
     /// Chance a delivered message is delivered a second time (with its own delay).
@@ -35,6 +38,21 @@ impl Default for NetworkConfig {
         NetworkConfig {
             min_latency_ms: 5,
             jitter_ms: 20,
+            link_spread_ms: 0,
+            loss_ppm: 0,
+            duplicate_ppm: 0,
+        }
+    }
+}
+
+impl NetworkConfig {
+    /// A wide-area network: 20–130 ms one way by link (geography), plus up to 20 ms of jitter per
+    /// message, so 20–150 ms in all.
+    pub fn wan() -> Self {
+        NetworkConfig {
+            min_latency_ms: 20,
+            jitter_ms: 20,
+            link_spread_ms: 110,
             loss_ppm: 0,
             duplicate_ppm: 0,
         }
@@ -161,6 +179,7 @@ pub struct Runtime<P: Process> {
     seq: u64,
     queue: BinaryHeap<Reverse<Scheduled<P::Msg>>>,
     rng: ChaCha8Rng,
+    seed: u64,
     /// Current network settings; may be changed between steps.
     pub network: NetworkConfig,
     /// Nodes grouped into partitions; a message crosses only within a group. Empty means fully connected.
@@ -198,6 +217,7 @@ impl<P: Process> Runtime<P> {
             seq: 0,
             queue: BinaryHeap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
+            seed,
             network,
             partition: Vec::new(),
             trace: blake3::Hasher::new(),
@@ -231,6 +251,29 @@ impl<P: Process> Runtime<P> {
         };
         if let Some(node) = self.nodes.get_mut(id) {
             node.on_start(&mut ctx);
+        }
+        self.flush(ctx);
+    }
+
+    /// Runs `f` on node `id` now, as if an event from outside the network (a local client) reached it;
+    /// what it sends and schedules takes effect as for any event. No effect if the node is down.
+    pub fn poke(&mut self, id: NodeId, f: impl FnOnce(&mut P, &mut Context<P::Msg>)) {
+        if !self.is_up(id) {
+            return;
+        }
+        self.trace
+            .update(&[0xAC])
+            .update(&(id as u64).to_le_bytes())
+            .update(&self.now.to_le_bytes());
+        let mut ctx = Context {
+            now: self.now,
+            me: id,
+            outbox: Vec::new(),
+            timers: Vec::new(),
+            halt: false,
+        };
+        if let Some(node) = self.nodes.get_mut(id) {
+            f(node, &mut ctx);
         }
         self.flush(ctx);
     }
@@ -347,13 +390,25 @@ impl<P: Process> Runtime<P> {
         }));
     }
 
-    fn delay(&mut self) -> Millis {
+    fn delay(&mut self, from: NodeId, to: NodeId) -> Millis {
+        let link = if self.network.link_spread_ms == 0 {
+            0
+        } else {
+            // A function of the seed and the unordered pair only, so it draws nothing from the rng
+            // and runs without a spread keep their exact traces.
+            let (a, b) = (from.min(to) as u64, from.max(to) as u64);
+            let digest =
+                blake3::hash(&[self.seed.to_le_bytes(), a.to_le_bytes(), b.to_le_bytes()].concat());
+            let mut word = [0u8; 8];
+            word.copy_from_slice(digest.as_bytes().get(..8).unwrap_or(&[0; 8]));
+            u64::from_le_bytes(word) % (self.network.link_spread_ms + 1)
+        };
         let jitter = if self.network.jitter_ms == 0 {
             0
         } else {
             self.rng.gen_range(0..=self.network.jitter_ms)
         };
-        self.network.min_latency_ms + jitter
+        self.network.min_latency_ms + link + jitter
     }
 
     fn chance(&mut self, ppm: u32) -> bool {
@@ -380,7 +435,7 @@ impl<P: Process> Runtime<P> {
         }
         if self.chance(self.network.duplicate_ppm) {
             self.stats.duplicated += 1;
-            let d = self.delay();
+            let d = self.delay(from, to);
             self.push(
                 self.now + d,
                 Event::Deliver {
@@ -390,7 +445,7 @@ impl<P: Process> Runtime<P> {
                 },
             );
         }
-        let d = self.delay();
+        let d = self.delay(from, to);
         self.push(self.now + d, Event::Deliver { from, to, msg });
     }
 

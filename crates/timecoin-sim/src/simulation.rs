@@ -55,6 +55,10 @@ pub struct SimConfig {
     /// Restart a node that halted itself (the crash-after-persist hook) this long after; `None` leaves it
     /// down until [`Simulation::restart`].
     pub auto_restart_ms: Option<Millis>,
+    /// Honest nodes beyond the genesis validators, added after the twins, each with its own key
+    /// ([`Genesis::local_validator_key`] of `n`, `n + 1`, …): not validators unless the chain registers
+    /// them.
+    pub extra_nodes: usize,
 }
 
 impl SimConfig {
@@ -73,6 +77,7 @@ impl SimConfig {
             behaviors: BTreeMap::new(),
             twins: BTreeSet::new(),
             auto_restart_ms: Some(500),
+            extra_nodes: 0,
         }
     }
 
@@ -140,7 +145,7 @@ impl Simulation {
             ValidatorSet::from_genesis(&config.genesis)
                 .map_err(|e| SimError::Setup(e.to_string()))?,
         );
-        let keys: Vec<Arc<SecretKey>> = (0..n)
+        let keys: Vec<Arc<SecretKey>> = (0..n + config.extra_nodes)
             .map(|i| Arc::new(Genesis::local_validator_key(i)))
             .collect();
         for (key, v) in keys.iter().zip(&config.genesis.validators) {
@@ -156,6 +161,8 @@ impl Simulation {
         // Node ids: validators first, then one extra node per twin.
         let mut node_validator: Vec<usize> = (0..n).collect();
         node_validator.extend(config.twins.iter().copied());
+        let twin_end = node_validator.len();
+        node_validator.extend(n..n + config.extra_nodes);
         let nodes = node_validator.len();
         let mut behaviors: Vec<Behavior> = (0..nodes)
             .map(|id| {
@@ -178,7 +185,7 @@ impl Simulation {
                 .filter(|i| !config.twins.contains(i) && !honest.contains(i))
                 .collect();
             let originals: Vec<NodeId> = config.twins.iter().copied().collect();
-            let copies: Vec<NodeId> = (n..nodes).collect();
+            let copies: Vec<NodeId> = (n..twin_end).collect();
             let world_a: BTreeSet<NodeId> = side_a
                 .iter()
                 .chain(&others)
@@ -393,6 +400,15 @@ impl Simulation {
             }),
         })?;
         self.rt.restart(id, node);
+        self.check()
+    }
+
+    /// Hands `tx` to node `id`'s engine now, as a wallet connected to it would (no effect if it is down).
+    pub fn submit(&mut self, id: NodeId, tx: timecoin_types::Transaction) -> Result<(), SimError> {
+        if id >= self.len() {
+            return Err(SimError::UnknownNode(id));
+        }
+        self.rt.poke(id, |node, ctx| node.submit(tx, ctx));
         self.check()
     }
 

@@ -22,6 +22,7 @@ fn no_jitter(mut config: SimConfig) -> SimConfig {
     config.network = NetworkConfig {
         min_latency_ms: 5,
         jitter_ms: 0,
+        link_spread_ms: 0,
         loss_ppm: 0,
         duplicate_ppm: 0,
     };

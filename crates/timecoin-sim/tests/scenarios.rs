@@ -15,9 +15,14 @@
 use std::collections::BTreeSet;
 
 use timecoin_consensus::ValidatorSet;
+use timecoin_crypto::Address;
+use timecoin_mempool::Mempool;
 use timecoin_sim::runtime::{Millis, NetworkConfig, NodeId};
 use timecoin_sim::{Behavior, LIVENESS_BOUND_MS, SimConfig, SimError, Simulation, Violation};
-use timecoin_types::{Genesis, Height, Tier};
+use timecoin_types::{
+    Amount, Genesis, Height, MasternodeRegistration, OutPoint, Tier, Transaction, TxBuilder, TxId,
+    TxKind,
+};
 
 /// The seeds to run: `SIM_SEED` alone if set, else `0..SIM_SEEDS` (default 100).
 fn seeds() -> Vec<u64> {
@@ -623,4 +628,304 @@ fn the_checker_catches_a_split_when_more_than_a_third_equivocates() {
         caught >= 1,
         "no seed produced a violation: the checker would miss a split"
     );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Workloads of real wallet transactions, membership changes and late joiners, all through the engine.
+
+/// The genesis coin of local validator `owner` and a transfer of all but `fee` of it, minus 5 TIME of
+/// change back to the owner, paid to `payee`'s address.
+fn genesis_transfer(genesis: &Genesis, owner: usize, payee: usize, fee: u64) -> Transaction {
+    let key = Genesis::local_validator_key(owner);
+    let (coin, out) = genesis.utxos()[owner];
+    let change = Amount::from_time(5).unwrap();
+    TxBuilder::new(genesis.params.chain_id)
+        .input(coin, out.amount, &key)
+        .output(
+            local_address(payee),
+            Amount::from_sat(out.amount.as_sat() - change.as_sat() - fee),
+        )
+        .output(out.address, change)
+        .sign()
+}
+
+fn local_address(i: usize) -> Address {
+    Address::from_public_key(&Genesis::local_validator_key(i).public_key())
+}
+
+/// The height at which node `id`'s chain holds `txid`, if it does.
+fn included_at(sim: &Simulation, id: NodeId, txid: &TxId) -> Option<Height> {
+    let node = sim.node(id)?;
+    (1..=node.finalized_height()).find(|h| {
+        node.durable()
+            .finalized(*h)
+            .is_some_and(|(block, _)| block.transactions.iter().any(|tx| tx.txid() == *txid))
+    })
+}
+
+/// Submits `tx` to node `to` and runs until every honest node's chain holds it; returns its height.
+fn submit_and_finalize(
+    sim: &mut Simulation,
+    to: NodeId,
+    tx: Transaction,
+) -> Result<Height, Failure> {
+    let txid = tx.txid();
+    sim.submit(to, tx).map_err(|e| fail(sim, e))?;
+    let honest = sim.honest_nodes();
+    let deadline = sim.now() + DEADLINE;
+    let done = sim
+        .run_while(deadline, |sim| {
+            honest.iter().all(|i| included_at(sim, *i, &txid).is_some())
+        })
+        .map_err(|e| fail(sim, e))?;
+    ensure(done, sim, "a submitted transaction was never finalized")?;
+    included_at(sim, 0, &txid).ok_or_else(|| fail(sim, "lost the transaction"))
+}
+
+/// Two spends of one coin, paying different addresses, handed to two different nodes at the same
+/// instant: the chain takes exactly one, every pool forgets the other, and the honest nodes agree.
+#[test]
+fn conflicting_spends_sent_to_two_nodes_at_once_finalize_exactly_one() {
+    over_seeds(
+        "conflicting_spends_sent_to_two_nodes_at_once_finalize_exactly_one",
+        "",
+        |seed| {
+            let mut config = SimConfig::new(seed, 4);
+            config.txs_per_block = 0;
+            let genesis = config.genesis.clone();
+            let mut sim = new_sim(config)?;
+            sim.run_until_height(1, DEADLINE)
+                .map_err(|e| fail(&sim, e))?;
+            let first = genesis_transfer(&genesis, 0, 5, 1_000);
+            let second = genesis_transfer(&genesis, 0, 6, 1_000);
+            ensure(
+                first.txid() != second.txid(),
+                &sim,
+                "the spends must differ",
+            )?;
+            let started = sim.now();
+            sim.submit(0, first.clone()).map_err(|e| fail(&sim, e))?;
+            sim.submit(2, second.clone()).map_err(|e| fail(&sim, e))?;
+            let honest = sim.honest_nodes();
+            let deadline = sim.now() + DEADLINE;
+            let (a, b) = (first.txid(), second.txid());
+            let settled = sim
+                .run_while(deadline, |sim| {
+                    honest.iter().all(|i| {
+                        included_at(sim, *i, &a).is_some() || included_at(sim, *i, &b).is_some()
+                    })
+                })
+                .map_err(|e| fail(&sim, e))?;
+            ensure(settled, &sim, "neither spend was finalized")?;
+            // A few more heights: the loser must never follow the winner.
+            let target = sim.min_honest_height() + 3;
+            sim.run_until_height(target, sim.now() + DEADLINE)
+                .map_err(|e| fail(&sim, e))?;
+            for i in &honest {
+                let node = sim.node(*i).unwrap();
+                let both = [a, b]
+                    .iter()
+                    .filter(|t| included_at(&sim, *i, t).is_some())
+                    .count();
+                ensure(
+                    both == 1,
+                    &sim,
+                    "exactly one of the two spends is in the chain",
+                )?;
+                ensure(
+                    !node.pool().contains(&a) && !node.pool().contains(&b),
+                    &sim,
+                    "every pool forgot both spends once one was final",
+                )?;
+            }
+            Ok(sim.now() - started)
+        },
+    );
+}
+
+/// A collateral output, then a registration naming node 4's key: after the validator-set delay node 4
+/// is in every node's set and signs certificates. Returns the simulation and the registration's height.
+fn register_node_four(seed: u64) -> Result<(Simulation, Transaction, Height), Failure> {
+    let mut config = SimConfig::new(seed, 4);
+    config.txs_per_block = 0;
+    config.extra_nodes = 1;
+    let genesis = config.genesis.clone();
+    let chain = genesis.params.chain_id;
+    let owner = Genesis::local_validator_key(0);
+    let mut sim = new_sim(config)?;
+    let (coin, out) = genesis.utxos()[0];
+    let collateral = Tier::Bronze.collateral();
+    let fee = Amount::from_sat(1_000);
+    let change = Amount::from_sat(out.amount.as_sat() - collateral.as_sat() - fee.as_sat());
+    let lock = TxBuilder::new(chain)
+        .input(coin, out.amount, &owner)
+        .output(out.address, collateral)
+        .output(out.address, change)
+        .sign();
+    let lock_id = lock.txid();
+    submit_and_finalize(&mut sim, 0, lock)?;
+    let register = TxBuilder::new(chain)
+        .input(
+            OutPoint {
+                txid: lock_id,
+                vout: 1,
+            },
+            change,
+            &owner,
+        )
+        .output(
+            out.address,
+            Amount::from_sat(change.as_sat() - fee.as_sat()),
+        )
+        .kind(TxKind::RegisterMasternode(MasternodeRegistration {
+            tier: Tier::Bronze,
+            collateral: Some(OutPoint {
+                txid: lock_id,
+                vout: 0,
+            }),
+            operator_key: Genesis::local_validator_key(4).public_key(),
+        }))
+        .sign();
+    let at = submit_and_finalize(&mut sim, 1, register.clone())?;
+    Ok((sim, register, at))
+}
+
+/// Whether node `id`'s certificate of `height` carries `key`'s Commit.
+fn signed_by(
+    sim: &Simulation,
+    id: NodeId,
+    height: Height,
+    key: &timecoin_crypto::PublicKey,
+) -> bool {
+    sim.node(id)
+        .and_then(|n| n.durable().finalized(height))
+        .is_some_and(|(_, c)| c.signatures.iter().any(|(k, _)| k == key))
+}
+
+#[test]
+fn a_masternode_registered_mid_run_joins_the_set_and_votes() {
+    over_seeds(
+        "a_masternode_registered_mid_run_joins_the_set_and_votes",
+        "",
+        |seed| {
+            let (mut sim, _, at) = register_node_four(seed)?;
+            let started = sim.now();
+            let delay = Genesis::local(4).params.validator_set_delay.max(1);
+            let effective = at + delay;
+            let key = Genesis::local_validator_key(4).public_key();
+            sim.run_until_height(effective + 4, sim.now() + DEADLINE)
+                .map_err(|e| fail(&sim, e))?;
+            for i in sim.honest_nodes() {
+                let registry = sim.node(i).unwrap().engine().registry();
+                ensure(
+                    registry
+                        .set_for(effective - 1)
+                        .is_none_or(|s| !s.contains(&key)),
+                    &sim,
+                    "the new key must not count before the delay",
+                )?;
+                ensure(
+                    registry
+                        .set_for(effective + 4)
+                        .is_some_and(|s| s.contains(&key)),
+                    &sim,
+                    "every node has the new masternode in its set after the delay",
+                )?;
+            }
+            // It signs (and so persists) votes only as a member; a certificate holds the first quorum
+            // of Commits to arrive, which may or may not include its own.
+            ensure(
+                sim.node(4).unwrap().stats().persists > 0,
+                &sim,
+                "the new masternode votes once it is in the set",
+            )?;
+            let in_certificates = sim
+                .honest_nodes()
+                .iter()
+                .any(|i| (effective..=effective + 4).any(|h| signed_by(&sim, *i, h, &key)));
+            if !in_certificates {
+                println!(
+                    "seed {seed}: the new masternode voted but was in no certificate's first quorum"
+                );
+            }
+            Ok(sim.now() - started)
+        },
+    );
+}
+
+#[test]
+fn a_deregistered_masternode_leaves_the_set_and_the_chain_goes_on() {
+    over_seeds(
+        "a_deregistered_masternode_leaves_the_set_and_the_chain_goes_on",
+        "",
+        |seed| {
+            let (mut sim, register, at) = register_node_four(seed)?;
+            let genesis = Genesis::local(4);
+            let delay = genesis.params.validator_set_delay.max(1);
+            let key = Genesis::local_validator_key(4).public_key();
+            sim.run_until_height(at + delay + 1, sim.now() + DEADLINE)
+                .map_err(|e| fail(&sim, e))?;
+            let started = sim.now();
+            let owner = Genesis::local_validator_key(0);
+            let coin = OutPoint {
+                txid: register.txid(),
+                vout: 0,
+            };
+            let amount = register.outputs[0].amount;
+            let leave = TxBuilder::new(genesis.params.chain_id)
+                .input(coin, amount, &owner)
+                .output(
+                    register.outputs[0].address,
+                    Amount::from_sat(amount.as_sat() - 1_000),
+                )
+                .kind(TxKind::DeregisterMasternode { operator_key: key })
+                .sign();
+            let gone = submit_and_finalize(&mut sim, 2, leave)?;
+            let effective = gone + delay;
+            sim.run_until_height(effective + 3, sim.now() + DEADLINE)
+                .map_err(|e| fail(&sim, e))?;
+            for i in sim.honest_nodes() {
+                let registry = sim.node(i).unwrap().engine().registry();
+                ensure(
+                    registry
+                        .set_for(effective + 3)
+                        .is_some_and(|s| !s.contains(&key) && s.len() == 4),
+                    &sim,
+                    "the deregistered key is out of every node's set after the delay",
+                )?;
+                ensure(
+                    !signed_by(&sim, i, effective + 3, &key),
+                    &sim,
+                    "a deregistered key no longer signs certificates",
+                )?;
+            }
+            Ok(sim.now() - started)
+        },
+    );
+}
+
+/// A node that joins after the others finalized several heights starts from genesis and catches up by
+/// sync alone, verifying every certificate.
+#[test]
+fn a_node_joining_late_syncs_to_the_tip() {
+    over_seeds("a_node_joining_late_syncs_to_the_tip", "", |seed| {
+        let mut config = SimConfig::new(seed, 4);
+        config.extra_nodes = 1;
+        let mut sim = new_sim(config)?;
+        sim.crash(4).map_err(|e| fail(&sim, e))?;
+        sim.run_until_height(8, DEADLINE)
+            .map_err(|e| fail(&sim, e))?;
+        sim.restart(4).map_err(|e| fail(&sim, e))?;
+        let started = sim.now();
+        let target = sim.agreed_height() + 2;
+        sim.run_until_height(target, sim.now() + DEADLINE)
+            .map_err(|e| fail(&sim, e))?;
+        let late = sim.node(4).unwrap();
+        ensure(
+            late.stats().synced >= 8,
+            &sim,
+            "the late node decided its first heights from synced certificates",
+        )?;
+        Ok(sim.now() - started)
+    });
 }
