@@ -143,3 +143,142 @@ fn a_restarted_engine_resumes_from_its_store() {
     let effects = second.handle(10, Event::Timer(TimerId::Heartbeat));
     assert_eq!(finalized(&effects), vec![(2, 0)]);
 }
+
+/// Validator 0 of four, with the other three as peers.
+fn member_of_four() -> (Node, Genesis, Vec<timecoin_net::PeerId>) {
+    let genesis = Genesis::local(4);
+    let mut config = NodeConfig::new(&genesis);
+    config.engine.empty_block_interval = Duration::ZERO;
+    let mut node = NodeBuilder::new(config, genesis.clone())
+        .chain_db(ChainDb::memory(&genesis).unwrap())
+        .signer(Arc::new(Genesis::local_validator_key(0)))
+        .build()
+        .unwrap();
+    let peers: Vec<timecoin_net::PeerId> = (1..4)
+        .map(|i| timecoin_net::PeerId::from(Genesis::local_validator_key(i).public_key()))
+        .collect();
+    for peer in &peers {
+        node.handle(
+            0,
+            Event::Net(timecoin_net::NetEvent::Joined {
+                peer: *peer,
+                masternode: None,
+            }),
+        );
+    }
+    node.handle(0, Event::Start);
+    (node, genesis, peers)
+}
+
+fn message(from: timecoin_net::PeerId, channel: timecoin_net::Channel, bytes: Vec<u8>) -> Event {
+    Event::Net(timecoin_net::NetEvent::Message {
+        from,
+        channel,
+        bytes: bytes.into(),
+    })
+}
+
+fn penalties(effects: &[Effect]) -> Vec<timecoin_net::Misbehavior> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Penalize { misbehavior, .. } => Some(*misbehavior),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_door_penalizes_garbage_and_forgeries_and_verifies_a_repeat_only_once() {
+    use timecoin_consensus::Message;
+    use timecoin_net::{Channel, Misbehavior};
+    use timecoin_types::{VotePhase, Wire};
+    let (mut node, genesis, peers) = member_of_four();
+    let chain = genesis.params.chain_id;
+    // Bytes that do not decode.
+    let effects = node.handle(10, message(peers[0], Channel::Consensus, vec![0xff; 40]));
+    assert_eq!(penalties(&effects), vec![Misbehavior::Malformed]);
+    // A vote in validator 2's name signed by validator 1's key.
+    let mut forged = timecoin_types::Vote::sign(
+        &Genesis::local_validator_key(1),
+        chain,
+        VotePhase::Prepare,
+        1,
+        0,
+        None,
+    );
+    forged.voter = Genesis::local_validator_key(2).public_key();
+    let bytes = Message::Vote(forged).encode();
+    let effects = node.handle(20, message(peers[0], Channel::Consensus, bytes.clone()));
+    assert_eq!(penalties(&effects), vec![Misbehavior::Invalid]);
+    // The same forgery again: answered from the seen-cache, and not charged twice.
+    let effects = node.handle(30, message(peers[0], Channel::Consensus, bytes));
+    assert!(penalties(&effects).is_empty());
+    // A genuine vote, twice: accepted, the second time without a second verification.
+    let genuine = Message::Vote(timecoin_types::Vote::sign(
+        &Genesis::local_validator_key(1),
+        chain,
+        VotePhase::Prepare,
+        1,
+        0,
+        None,
+    ))
+    .encode();
+    node.handle(40, message(peers[0], Channel::Consensus, genuine.clone()));
+    node.handle(50, message(peers[0], Channel::Consensus, genuine));
+    let stats = node.engine().stats();
+    assert_eq!(stats.malformed, 1);
+    assert_eq!(stats.rejected_signature, 2);
+    assert_eq!(stats.duplicates, 2, "one repeat of each");
+    // A transaction that does not decode, on its own channel.
+    let effects = node.handle(60, message(peers[1], Channel::Transactions, vec![1, 2, 3]));
+    assert_eq!(penalties(&effects), vec![Misbehavior::Malformed]);
+}
+
+#[test]
+fn sync_penalizes_a_falling_height_and_a_block_whose_certificate_does_not_verify() {
+    use timecoin_consensus::CertifiedBlock;
+    use timecoin_net::{Channel, Misbehavior};
+    use timecoin_node::wire::SyncMessage;
+    use timecoin_types::{Block, BlockHeader, CommitCertificate, Hash, Wire};
+    let (mut node, genesis, peers) = member_of_four();
+    let status = |height| SyncMessage::Status { height }.encode();
+    assert!(penalties(&node.handle(10, message(peers[2], Channel::Sync, status(5)))).is_empty());
+    let effects = node.handle(20, message(peers[2], Channel::Sync, status(3)));
+    assert_eq!(penalties(&effects), vec![Misbehavior::HeightRegressed]);
+    // A block for height 1 on our tip, with a certificate nobody signed.
+    let block = Block {
+        header: BlockHeader {
+            chain_id: genesis.params.chain_id,
+            height: 1,
+            view: 0,
+            parent: genesis.block().hash(),
+            timestamp_ms: 1,
+            proposer: Genesis::local_validator_key(1).public_key(),
+            tx_root: Hash::ZERO,
+            witness_root: Hash::ZERO,
+            utxo_commitment: genesis.utxo_hash().checksum(),
+        },
+        transactions: Vec::new(),
+    }
+    .seal();
+    let certified = CertifiedBlock {
+        certificate: CommitCertificate {
+            height: 1,
+            view: 0,
+            block_hash: block.hash(),
+            signatures: Vec::new(),
+        },
+        block,
+    };
+    let bytes = SyncMessage::Block(certified).encode();
+    let effects = node.handle(30, message(peers[1], Channel::Sync, bytes));
+    assert_eq!(penalties(&effects), vec![Misbehavior::Invalid]);
+    assert_eq!(node.engine().finalized_height(), 0);
+    assert_eq!(node.engine().stats().rejected_sync, 1);
+    // A peer reported height 5 while we are at 0: the status says so.
+    assert_eq!(
+        node.engine().status().sync,
+        timecoin_node::SyncStatus::Syncing { target: 5 }
+    );
+}

@@ -158,6 +158,9 @@ impl Wallet {
     }
 }
 
+/// The runtime timer token of the workload's deferred round (the engine's timers use tokens from 0 up).
+const WORKLOAD_TOKEN: u64 = u64::MAX;
+
 /// Amount each simulated transfer pays to the next wallet key.
 const PAYMENT: Amount = Amount::from_sat(100_000_000);
 /// Fee each simulated transfer leaves.
@@ -403,6 +406,7 @@ pub struct SimNode {
     halted: bool,
     finalized_at: BTreeMap<Height, Millis>,
     submitted: u64,
+    in_workload: bool,
 }
 
 impl std::fmt::Debug for SimNode {
@@ -474,6 +478,7 @@ impl SimNode {
             halted: false,
             finalized_at: BTreeMap::new(),
             submitted: 0,
+            in_workload: false,
         })
     }
 
@@ -563,6 +568,11 @@ impl SimNode {
 
     /// Runs one event through the engine and carries out what it asks.
     fn run(&mut self, event: Event, ctx: &mut Context<Packet>) {
+        self.run_batch(vec![event], ctx);
+    }
+
+    /// Runs events that arrive together (a wallet's transfers) through the engine in one batch.
+    fn run_batch(&mut self, events: Vec<Event>, ctx: &mut Context<Packet>) {
         if self.halted {
             return;
         }
@@ -574,7 +584,7 @@ impl SimNode {
         }
         let effects = self
             .node
-            .handle(self.spec.genesis.timestamp_ms.saturating_add(now), event);
+            .handle_batch(self.spec.genesis.timestamp_ms.saturating_add(now), events);
         let mut finalized = false;
         for effect in effects {
             match effect {
@@ -599,7 +609,13 @@ impl SimNode {
             return;
         }
         if finalized {
-            self.workload(ctx);
+            if self.in_workload {
+                // A lone validator finalizes within the workload's own submission: run the next round
+                // from a timer, not by recursion.
+                ctx.set_timer(0, WORKLOAD_TOKEN);
+            } else {
+                self.workload(ctx);
+            }
         }
     }
 
@@ -725,9 +741,14 @@ impl SimNode {
                     .sign(),
             );
         }
-        for tx in txs {
-            self.submit(tx, ctx);
-        }
+        self.submitted += txs.len() as u64;
+        let events = txs
+            .into_iter()
+            .map(|tx| Event::Submit { request: 0, tx })
+            .collect();
+        self.in_workload = true;
+        self.run_batch(events, ctx);
+        self.in_workload = false;
     }
 }
 
@@ -803,6 +824,10 @@ impl Process for SimNode {
     }
 
     fn on_timer(&mut self, token: u64, ctx: &mut Context<Packet>) {
+        if token == WORKLOAD_TOKEN {
+            self.workload(ctx);
+            return;
+        }
         if let Some(timer) = self.timers.remove(&token) {
             self.run(Event::Timer(timer), ctx);
         }

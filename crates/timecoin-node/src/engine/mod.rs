@@ -241,6 +241,7 @@ pub struct Engine {
     persisted: BTreeSet<[u8; 32]>,
     resend_height: Option<Height>,
     feeding: bool,
+    admitted_in_batch: bool,
     offenders: Vec<PublicKey>,
     failure: Option<String>,
     stats: EngineStats,
@@ -328,6 +329,7 @@ impl Engine {
             persisted,
             resend_height: None,
             feeding: false,
+            admitted_in_batch: false,
             offenders: Vec::new(),
             failure: None,
             stats: EngineStats::default(),
@@ -354,6 +356,9 @@ impl Engine {
                 break;
             }
             self.on_event(event, verdict);
+        }
+        if std::mem::take(&mut self.admitted_in_batch) && self.failure.is_none() {
+            self.maybe_start(false);
         }
         std::mem::take(&mut self.effects)
     }
@@ -735,7 +740,8 @@ impl Engine {
             channel: Channel::Transactions,
             bytes,
         });
-        self.maybe_start(false);
+        // Checked once the whole batch is in, so transactions that arrive together go into one block.
+        self.admitted_in_batch = true;
         Ok(txid)
     }
 
