@@ -163,7 +163,7 @@ fn apply_changes(base: &ValidatorSet, block: &Block) -> Option<ValidatorSet> {
         members.retain(|_, v| v.collateral.is_none_or(|c| !spent.contains(&c)));
         changed |= members.len() != before;
         match &tx.kind {
-            TxKind::Transfer => {}
+            TxKind::Transfer | TxKind::Reward { .. } => {}
             TxKind::RegisterMasternode(reg) => {
                 let Some(first) = tx.inputs.first() else {
                     continue;

@@ -30,7 +30,9 @@ use crate::{SimError, Violation};
 ///    mean equal state;
 /// 7. no honest node failed (for example, refused to apply a decided block, or broadcast a message it had
 ///    not persisted first);
-/// 8. the agreed chain never spends one output twice.
+/// 8. the agreed chain never spends one output twice;
+/// 9. supply is conserved on every honest node: its UTXO total plus its unpaid reward pool equals genesis
+///    plus one subsidy per block, and every honest node at a height holds the same pool.
 ///
 /// Memory: two hashes per agreed height (its block and its UTXO set), every output the agreed chain
 /// spent, a few counters per node, and per honest node the signing slots of
@@ -49,6 +51,8 @@ pub struct InvariantChecker {
     registry: ValidatorRegistry,
     /// Per node: stored blocks already checked.
     checked: Vec<usize>,
+    /// The first reward pool seen at each height, with the node it came from.
+    pools: BTreeMap<Height, (timecoin_types::Amount, NodeId)>,
     /// Every output the agreed chain spent (a simulation runs tens of heights, so this stays small).
     spent: BTreeSet<timecoin_types::OutPoint>,
     /// The height at which each node's UTXO commitment was last compared.
@@ -84,6 +88,7 @@ impl InvariantChecker {
             registry,
             checked: vec![0; n],
             spent: BTreeSet::new(),
+            pools: BTreeMap::new(),
             state_checked: vec![None; n],
             evidence_checked: vec![(0, 0); n],
             slots: vec![(0, BTreeMap::new()); n],
@@ -186,6 +191,7 @@ impl InvariantChecker {
             })?;
         let height = state.tip.height;
         let commitment = state.hash.checksum();
+        self.check_supply(id, node, height)?;
         if let Some(slot) = self.state_checked.get_mut(id) {
             *slot = Some(height);
         }
@@ -203,6 +209,66 @@ impl InvariantChecker {
                 Ok(())
             }
         }
+    }
+
+    /// Supply is conserved: the UTXO total plus the unpaid reward pool is genesis plus the subsidies of
+    /// `height` blocks (walks the node's UTXO set; done once per height per node).
+    fn check_supply(
+        &mut self,
+        id: NodeId,
+        node: &SimNode,
+        height: Height,
+    ) -> Result<(), Violation> {
+        let db = node.durable().db();
+        let mut utxos = timecoin_types::Amount::ZERO;
+        let mut after = None;
+        loop {
+            let page = db
+                .utxo_page(after.as_ref(), 0)
+                .map_err(|e| Violation::NodeFailed {
+                    node: id,
+                    reason: format!("cannot read the UTXO set: {e}"),
+                })?;
+            for (_, out) in &page.entries {
+                utxos = utxos
+                    .checked_add(out.amount)
+                    .unwrap_or(timecoin_types::Amount::MAX);
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let engine = node.engine();
+        let pool = engine.reward_pool();
+        let supply = engine
+            .supply_at(height)
+            .unwrap_or(timecoin_types::Amount::MAX);
+        match self.pools.get(&height) {
+            Some((first, first_node)) if *first != pool => {
+                return Err(Violation::DivergentPool {
+                    height,
+                    first_node: *first_node,
+                    first: *first,
+                    second_node: id,
+                    second: pool,
+                });
+            }
+            Some(_) => {}
+            None => {
+                self.pools.insert(height, (pool, id));
+            }
+        }
+        if utxos.checked_add(pool) != Some(supply) {
+            return Err(Violation::SupplyMismatch {
+                node: id,
+                height,
+                utxos,
+                pool,
+                supply,
+            });
+        }
+        Ok(())
     }
 
     fn check_evidence(&mut self, id: NodeId, node: &SimNode) -> Result<(), Violation> {

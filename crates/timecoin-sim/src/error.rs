@@ -60,6 +60,38 @@ pub enum Violation {
         /// Its commitment.
         second: timecoin_crypto::Hash,
     },
+    /// A node's coins do not add up: its UTXO total plus its reward pool is not genesis plus subsidies.
+    #[error(
+        "node {node} at height {height}: UTXO total {utxos} + reward pool {pool} != supply {supply}"
+    )]
+    SupplyMismatch {
+        /// The node.
+        node: NodeId,
+        /// Its height.
+        height: Height,
+        /// The sum of its unspent outputs.
+        utxos: timecoin_types::Amount,
+        /// Its accrued, unpaid rewards.
+        pool: timecoin_types::Amount,
+        /// Genesis plus one subsidy per block.
+        supply: timecoin_types::Amount,
+    },
+    /// Two honest nodes at one height disagree on the unpaid reward pool (so on the next payout).
+    #[error(
+        "nodes {first_node} and {second_node} hold reward pools {first} and {second} at height {height}"
+    )]
+    DivergentPool {
+        /// The height.
+        height: Height,
+        /// The node seen first.
+        first_node: NodeId,
+        /// Its pool.
+        first: timecoin_types::Amount,
+        /// The node that disagrees.
+        second_node: NodeId,
+        /// Its pool.
+        second: timecoin_types::Amount,
+    },
     /// The agreed chain spends one output twice.
     #[error("the block at height {height} spends {outpoint}, which an earlier block already spent")]
     DoubleSpend {

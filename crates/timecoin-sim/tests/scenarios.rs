@@ -929,3 +929,59 @@ fn a_node_joining_late_syncs_to_the_tip() {
         Ok(sim.now() - started)
     });
 }
+
+/// Fees and the local chain's subsidy accrue; every `reward_interval` heights the block starts with the
+/// reward that pays them to the four owners by weight, and nowhere else. The checker verifies after every
+/// height that every node's UTXO total plus its unpaid pool is genesis plus the subsidies.
+#[test]
+fn rewards_are_paid_every_interval_and_supply_is_conserved() {
+    over_seeds(
+        "rewards_are_paid_every_interval_and_supply_is_conserved",
+        "",
+        |seed| {
+            let config = SimConfig::new(seed, 4);
+            let interval = config.genesis.params.reward_interval;
+            let mut sim = new_sim(config)?;
+            let target = 2 * interval + 1;
+            let took = sim
+                .run_until_height(target, DEADLINE)
+                .map_err(|e| fail(&sim, e))?;
+            let node = sim.node(1).unwrap();
+            for height in 1..=target {
+                let (block, _) = node.durable().finalized(height).unwrap();
+                let rewards: Vec<_> = block
+                    .transactions
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, tx)| matches!(tx.kind, TxKind::Reward { .. }))
+                    .collect();
+                if height.is_multiple_of(interval) {
+                    ensure(
+                        rewards.len() == 1 && rewards[0].0 == 0,
+                        &sim,
+                        "a reward height starts with its reward",
+                    )?;
+                    let paid = &rewards[0].1.outputs;
+                    ensure(paid.len() == 4, &sim, "four equal owners are each paid")?;
+                    ensure(
+                        paid.iter().all(|o| o.amount == paid[0].amount),
+                        &sim,
+                        "equal weights earn equal shares",
+                    )?;
+                } else {
+                    ensure(rewards.is_empty(), &sim, "no reward between payouts")?;
+                }
+            }
+            // The payout at 2·interval paid what blocks up to 2·interval − 1 accrued; blocks 2·interval and
+            // 2·interval + 1 each added a subsidy and at most a few thousand satoshis of fees since.
+            let pool = node.engine().reward_pool().as_sat();
+            let subsidy = Genesis::local(4).params.block_subsidy.as_sat();
+            ensure(
+                pool >= 2 * subsidy && pool < 2 * subsidy + 100_000,
+                &sim,
+                "after a payout only the rounding remainder and the later blocks' accrual remain",
+            )?;
+            Ok(took)
+        },
+    );
+}

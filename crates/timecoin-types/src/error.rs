@@ -47,6 +47,13 @@ pub enum TypesError {
     /// A transaction with no inputs creates money from nothing.
     #[error("transaction has no inputs")]
     NoInputs,
+    /// A reward transaction outside its one place (the first transaction of a block at a reward height),
+    /// or not the payout the schedule computes.
+    #[error("bad reward transaction: {reason}")]
+    BadReward {
+        /// Which rule.
+        reason: String,
+    },
     /// A transaction with no outputs.
     #[error("transaction has no outputs")]
     NoOutputs,

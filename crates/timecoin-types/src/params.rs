@@ -48,6 +48,13 @@ pub struct ChainParams {
     /// Blocks between the finalization of a masternode (de)registration and the height at which the
     /// validator set changes: every node switches at the same height, after all have seen the change.
     pub validator_set_delay: u64,
+    /// New coins each block adds to the reward pool (0 allowed: then masternodes earn fees only).
+    pub block_subsidy: Amount,
+    /// Every this many heights the pool (fees and subsidies accrued since the last payout) is paid to the
+    /// masternodes' owners in proportion to weight, by the reward transaction every node computes alike;
+    /// 0 never pays. Paying per interval rather than per block keeps the UTXO set from growing with the
+    /// block rate.
+    pub reward_interval: u64,
 }
 
 impl ChainParams {
@@ -66,6 +73,16 @@ impl ChainParams {
             max_tx_bytes: MAX_TX_BYTES as u32,
             max_block_bytes: MAX_BLOCK_BYTES as u32,
             validator_set_delay: 2,
+            // No issuance schedule is decided for the public networks yet; a local network mints a little
+            // so that subsidies are exercised.
+            block_subsidy: match network {
+                Network::Local => Amount::from_sat(crate::COIN),
+                Network::Mainnet | Network::Testnet => Amount::ZERO,
+            },
+            reward_interval: match network {
+                Network::Local => 10,
+                Network::Mainnet | Network::Testnet => 100,
+            },
         }
     }
 

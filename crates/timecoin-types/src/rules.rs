@@ -51,6 +51,13 @@ pub fn check_tx_context(
     params: &ChainParams,
 ) -> Result<CheckedTx, TypesError> {
     tx.check(params)?;
+    if let TxKind::Reward { .. } = tx.kind {
+        // Only a block may carry one, in its first place, and only as computed (`check_block_with`).
+        return Err(TypesError::BadReward {
+            reason: "a reward is never relayed or pooled, only computed by the block's nodes"
+                .into(),
+        });
+    }
     let mut spent = Vec::with_capacity(tx.inputs.len());
     for (index, input) in tx.inputs.iter().enumerate() {
         let out = view
@@ -216,18 +223,24 @@ pub fn check_block(
     view: &impl UtxoView,
     params: &ChainParams,
 ) -> Result<Amount, TypesError> {
-    check_block_with(block, view, params, |_| false)
+    check_block_with(block, view, params, None, |_| false)
 }
 
-/// [`check_block`], except that the signatures of transactions for which `verified` says yes are not
-/// checked again: a node passes its mempool's
-/// `holds_verified`, which answers yes only for a transaction identical, signatures included, to one
-/// whose signatures it verified on admission. Everything else (inputs, amounts, fees, conflicts) is
-/// checked for every transaction.
+/// [`check_block`], with two additions a node supplies:
+/// - `reward`: the reward transaction the block must start with (the node computes it from its reward
+///   schedule), or `None` if the block must carry none. A reward anywhere else, or one that differs in
+///   any byte, is refused. [`check_block`] passes `None`.
+/// - `verified`: the signatures of transactions for which it says yes are not checked again. A node passes
+///   its mempool's `holds_verified`, which answers yes only for a transaction identical, signatures
+///   included, to one whose signatures it verified on admission. Everything else (inputs, amounts, fees,
+///   conflicts) is checked for every transaction.
+///
+/// The fees returned leave out the reward (it spends nothing and pays what earlier blocks accrued).
 pub fn check_block_with(
     block: &WellFormedBlock,
     view: &impl UtxoView,
     params: &ChainParams,
+    reward: Option<&Transaction>,
     verified: impl Fn(&Transaction) -> bool,
 ) -> Result<Amount, TypesError> {
     if block.header.chain_id != params.chain_id {
@@ -254,7 +267,43 @@ pub fn check_block_with(
     let mut spender: HashMap<OutPoint, usize> = HashMap::new();
     let mut fees = Amount::ZERO;
     let mut all_spent = Vec::with_capacity(block.transactions.len());
+    let expected_reward = reward;
+    match (block.transactions.first(), expected_reward) {
+        (Some(first), Some(expected)) if first == expected => {}
+        (_, Some(_)) => {
+            return Err(TypesError::BadReward {
+                reason: "the block does not start with the reward its height pays".into(),
+            });
+        }
+        _ => {}
+    }
     for (index, (tx, &txid)) in block.transactions.iter().zip(txids).enumerate() {
+        if let TxKind::Reward { .. } = tx.kind {
+            if index != 0 || expected_reward.is_none() {
+                return Err(TypesError::InvalidBlockTx {
+                    index,
+                    source: Box::new(TypesError::BadReward {
+                        reason: "a reward where none is due".into(),
+                    }),
+                });
+            }
+            // Its outputs join the block's view; it spends and signs nothing.
+            tx.check(params).map_err(|e| TypesError::InvalidBlockTx {
+                index,
+                source: Box::new(e),
+            })?;
+            for (vout, out) in tx.outputs.iter().enumerate() {
+                overlay.created.insert(
+                    OutPoint {
+                        txid,
+                        vout: vout as u32,
+                    },
+                    *out,
+                );
+            }
+            all_spent.push((txid, Vec::new()));
+            continue;
+        }
         for input in &tx.inputs {
             // A transaction spending one output twice is its own fault (`DuplicateInput`, reported by
             // its own check below), not a conflict between two transactions.

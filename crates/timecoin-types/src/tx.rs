@@ -81,6 +81,13 @@ pub enum TxKind {
         /// The operator key it registered with.
         operator_key: PublicKey,
     },
+    /// The masternode reward paid at `height`: no inputs, one output per paid owner. Valid only as the
+    /// first transaction of the block at that height, and only exactly as the node's reward schedule
+    /// computes it (see [`crate::check_block_with`]); never in a mempool.
+    Reward {
+        /// The height of the block that pays it (makes every reward's txid distinct).
+        height: crate::Height,
+    },
 }
 
 /// A transaction.
@@ -176,7 +183,13 @@ impl Transaction {
         if self.version != TX_VERSION {
             return Err(TypesError::UnsupportedVersion(self.version));
         }
-        if self.inputs.is_empty() {
+        let reward = matches!(self.kind, TxKind::Reward { .. });
+        if reward && !self.inputs.is_empty() {
+            return Err(TypesError::BadReward {
+                reason: "a reward spends nothing".into(),
+            });
+        }
+        if self.inputs.is_empty() && !reward {
             return Err(TypesError::NoInputs);
         }
         if self.outputs.is_empty() {

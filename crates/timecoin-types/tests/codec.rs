@@ -588,7 +588,8 @@ fn fingerprint(bytes: &[u8]) -> String {
 fn the_wire_format_of_known_values_does_not_change() {
     // Ed25519 signing is deterministic, so every value here has fixed bytes. A failure means the encoding
     // changed: every stored block, every txid and every signature would change with it. Update the
-    // fixtures only for a deliberate, versioned format change.
+    // fixtures only for a deliberate, versioned format change. (Last: 2026-12-02, `ChainParams` gained
+    // `block_subsidy` and `reward_interval`, which changed the genesis and so the genesis block.)
     let genesis = Genesis::local(4);
     let block = genesis.block();
     let tx = sample_transaction();
@@ -605,11 +606,11 @@ fn the_wire_format_of_known_values_does_not_change() {
     let expected = [
         (
             "genesis",
-            "a7eab248ee5f3b8fe7402659b6a9dfdc4728799dbceacb9a1fa56338aee8bf30",
+            "200b8989bf90f6399fed3d1fb36284168ef3158b8c089dc897e99710beea2830",
         ),
         (
             "genesis block",
-            "6773bb152c95b33956d37e4ea9ef1ef4806460e9ed66fa86df554e602195afcf",
+            "4db54c751128d55e82cbbf516fbf0077073b818aa753504bed7375c5edddeb7b",
         ),
         (
             "transaction",
@@ -625,7 +626,7 @@ fn the_wire_format_of_known_values_does_not_change() {
         ),
         (
             "genesis block hash",
-            "073e6fba5bd115b5fa0a9b1ee4b57abb42454c032b415ea8590c913b6f3230a5",
+            "1a6e587af2271e205864f4ee0d33303ebc90d41bef6ee533300c0e36d32b240c",
         ),
         (
             "tx witness hash",

@@ -1172,18 +1172,64 @@ fn check_block_with_skips_only_the_signatures_it_is_told_were_verified() {
     assert!(check_block(&block, &wallet_view(), &params()).is_err());
     // Told the forged one was verified (a caller's bug or a pool's word), its signature is skipped...
     assert_eq!(
-        timecoin_types::check_block_with(&block, &wallet_view(), &params(), |tx| *tx == forged),
+        timecoin_types::check_block_with(&block, &wallet_view(), &params(), None, |tx| *tx
+            == forged),
         Ok(sat(300))
     );
     // ...but skipping the good one still catches the forged one, and rules other than signatures run
     // for every transaction.
     assert!(
-        timecoin_types::check_block_with(&block, &wallet_view(), &params(), |tx| *tx == good)
+        timecoin_types::check_block_with(&block, &wallet_view(), &params(), None, |tx| *tx == good)
             .is_err()
     );
     let unknown_coin = block_of(vec![spend(200, 0, 1, 100)]);
     assert!(
-        timecoin_types::check_block_with(&unknown_coin, &wallet_view(), &params(), |_| true)
+        timecoin_types::check_block_with(&unknown_coin, &wallet_view(), &params(), None, |_| true)
             .is_err()
     );
+}
+
+fn reward(height: u64, to: u8, amount: u64) -> Transaction {
+    Transaction {
+        version: timecoin_types::TX_VERSION,
+        inputs: Vec::new(),
+        outputs: vec![TxOut {
+            amount: sat(amount),
+            address: address(&key(to)),
+        }],
+        kind: timecoin_types::TxKind::Reward { height },
+    }
+}
+
+#[test]
+fn a_reward_is_valid_only_first_in_a_block_and_exactly_as_expected() {
+    let paid = reward(10, 1, 5_000);
+    let block = block_of(vec![paid.clone(), spend(0, 0, 1, 100)]);
+    let check = |block: &timecoin_types::WellFormedBlock, expected: Option<&Transaction>| {
+        timecoin_types::check_block_with(block, &wallet_view(), &params(), expected, |_| false)
+    };
+    // As expected: the fees exclude it.
+    assert_eq!(check(&block, Some(&paid)), Ok(sat(100)));
+    // Not expected, or a different amount, or the plain check (which never expects one): refused.
+    assert!(check(&block, None).is_err());
+    assert!(check(&block, Some(&reward(10, 1, 5_001))).is_err());
+    assert!(check_block(&block, &wallet_view(), &params()).is_err());
+    // Expected but missing, or not first.
+    let without = block_of(vec![spend(0, 0, 1, 100)]);
+    assert!(check(&without, Some(&paid)).is_err());
+    let late = block_of(vec![spend(0, 0, 1, 100), paid.clone()]);
+    assert!(check(&late, Some(&paid)).is_err());
+    // A mempool never takes one, and one with an input is malformed.
+    assert!(matches!(
+        timecoin_types::check_tx(&paid, &wallet_view(), &params()),
+        Err(TypesError::BadReward { .. })
+    ));
+    let mut with_input = paid;
+    with_input
+        .inputs
+        .push(spend(0, 0, 1, 100).inputs[0].clone());
+    assert!(matches!(
+        with_input.check(&params()),
+        Err(TypesError::BadReward { .. })
+    ));
 }

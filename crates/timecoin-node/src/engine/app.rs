@@ -29,12 +29,21 @@ impl Engine {
         height: Height,
         view: View,
     ) -> Result<WellFormedBlock, NodeError> {
-        let limit = self.params.block_limit().saturating_sub(HEADER_ROOM);
-        let transactions = self
-            .mempool
-            .template(limit)
+        let reward = self.reward_for(height);
+        let reward_len = reward.as_ref().map_or(0, |tx| tx.encoded_len());
+        let limit = self
+            .params
+            .block_limit()
+            .saturating_sub(HEADER_ROOM)
+            .saturating_sub(reward_len);
+        let transactions = reward
             .into_iter()
-            .map(|tx| (*tx).clone())
+            .chain(
+                self.mempool
+                    .template(limit)
+                    .into_iter()
+                    .map(|tx| (*tx).clone()),
+            )
             .collect();
         let (_, parent, parent_time) = self.tip;
         let mut block = Block {
@@ -72,9 +81,14 @@ impl Engine {
         }
         // Signatures the mempool verified on admission (the same bytes) are not checked twice.
         let mempool = &self.mempool;
-        check_block_with(block, &StoreView(&*self.store), &self.params, |tx| {
-            mempool.holds_verified(tx)
-        })?;
+        let reward = self.reward_for(header.height);
+        check_block_with(
+            block,
+            &StoreView(&*self.store),
+            &self.params,
+            reward.as_ref(),
+            |tx| mempool.holds_verified(tx),
+        )?;
         if self.store.utxo_commitment_after(block)? != header.utxo_commitment {
             return Err(NodeError::CommitmentMismatch {
                 height: header.height,

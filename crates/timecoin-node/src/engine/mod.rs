@@ -10,6 +10,7 @@
 
 mod app;
 mod door;
+mod rewards;
 mod sync;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -219,6 +220,9 @@ pub struct Parts {
 pub struct Engine {
     config: EngineConfig,
     params: ChainParams,
+    /// Fees and subsidies accrued since the last reward payout, as of the tip.
+    pool: timecoin_types::Amount,
+    genesis_total: timecoin_types::Amount,
     core: Core,
     me: PublicKey,
     store: Arc<dyn ChainStore>,
@@ -290,6 +294,15 @@ impl Engine {
             let block = WellFormedBlock::check(stored.block)?;
             registry.on_finalized(&block)?;
         }
+        // The pool is what the supply identity leaves: minted so far minus what sits in the UTXO set.
+        let genesis_total = rewards::genesis_total(&genesis)?;
+        let minted = rewards::supply_at(genesis_total, genesis.params.block_subsidy, tip.height)
+            .ok_or_else(|| NodeError::Config("the supply overflows".into()))?;
+        let pool = minted
+            .checked_sub(rewards::utxo_total(&*store)?)
+            .ok_or_else(|| {
+                NodeError::Config("the UTXO set holds more than was ever minted".into())
+            })?;
         let entries = wal.replay(tip.height.saturating_add(1))?;
         let mut restored = Vec::with_capacity(entries.len());
         for bytes in &entries {
@@ -310,6 +323,8 @@ impl Engine {
         let sync = sync::SyncState::new(&config);
         Ok(Engine {
             params: genesis.params.clone(),
+            pool,
+            genesis_total,
             config,
             core,
             me,
@@ -639,6 +654,13 @@ impl Engine {
     /// Applies a decided block durably, then tells the mempool and the registry, then moves on.
     fn apply_decided(&mut self, block: WellFormedBlock, certificate: CommitCertificate) {
         let height = block.header.height;
+        let pool = match self.pool_after(&block) {
+            Ok(pool) => pool,
+            Err(e) => {
+                self.fail(format!("cannot account decided block {height}: {e}"));
+                return;
+            }
+        };
         if let Err(e) = self.store.apply_finalized(&block, &certificate) {
             self.fail(format!("cannot apply decided block {height}: {e}"));
             return;
@@ -654,6 +676,7 @@ impl Engine {
             warn!(%e, "WAL prune failed");
         }
         let hash = block.hash();
+        self.pool = pool;
         self.tip = (height, hash, block.header.timestamp_ms);
         self.persisted.clear();
         self.stats.finalized += 1;

@@ -94,6 +94,7 @@ pub fn tx_kind() -> impl Strategy<Value = TxKind> {
         Just(TxKind::Transfer),
         registration().prop_map(TxKind::RegisterMasternode),
         public_key().prop_map(|operator_key| TxKind::DeregisterMasternode { operator_key }),
+        any::<u64>().prop_map(|height| TxKind::Reward { height }),
     ]
 }
 
@@ -234,6 +235,8 @@ pub fn chain_params() -> impl Strategy<Value = ChainParams> {
         any::<u32>(),
         any::<u32>(),
         any::<u64>(),
+        amount(),
+        any::<u64>(),
     )
         .prop_map(
             |(
@@ -244,6 +247,8 @@ pub fn chain_params() -> impl Strategy<Value = ChainParams> {
                 max_tx_bytes,
                 max_block_bytes,
                 validator_set_delay,
+                block_subsidy,
+                reward_interval,
             )| ChainParams {
                 chain_id: ChainId(chain),
                 network,
@@ -252,6 +257,8 @@ pub fn chain_params() -> impl Strategy<Value = ChainParams> {
                 max_tx_bytes,
                 max_block_bytes,
                 validator_set_delay,
+                block_subsidy,
+                reward_interval,
             },
         )
 }
