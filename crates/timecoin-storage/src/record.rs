@@ -519,7 +519,10 @@ mod tests {
     fn the_on_disk_format_of_known_records_does_not_change() {
         // Every value here is fixed (Ed25519 signing is deterministic, the genesis is the local one). A
         // failure means stores written before the change no longer open, or open into something else:
-        // update the fixtures only for a deliberate format change, with a migration.
+        // update the fixtures only for a deliberate format change, with a migration. (2026-12-02: the
+        // local genesis changed, because `ChainParams` gained two fields, so the three records holding
+        // its block or hash did; the record layouts did not. A store of the old local chain refuses to
+        // open with `GenesisMismatch`, as any other chain's would.)
         let genesis = timecoin_types::Genesis::local(4);
         let block = genesis.block();
         let op = OutPoint {
@@ -591,7 +594,7 @@ mod tests {
             ),
             (
                 "block body in the log",
-                "22a4f5cf25ff08cdcbdbc7073b60705980770b3fa086d0944e0b1d1f82977ee1",
+                "1de12d7d6e0503474d37d0434dfe777a4b6a7f05c65465d2a069d55ba9039321",
             ),
             (
                 "block reference",
@@ -599,11 +602,11 @@ mod tests {
             ),
             (
                 "hash index",
-                "37398b095a426f71ce8d9c11e73d31b8c3991dd7d6f2548be189a159a5b108e7",
+                "59173d429828980edeed583122460b808dc03a8695ea0d95f9f42398146b6ac2",
             ),
             (
                 "tip record",
-                "e8662360192268014aba8758307e14099bdaa59537d5d6a422c924af03bdc573",
+                "7f765904b79fdab9aacc73499d3f792e73c6f9e007c730b4d23ccb498eb0e428",
             ),
             (
                 "WAL entry (two pieces)",
