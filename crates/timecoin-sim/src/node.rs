@@ -641,13 +641,7 @@ impl SimNode {
                 }
                 continue;
             };
-            let mut out = Outbox {
-                me: self.spec.id,
-                nodes: self.spec.nodes,
-                key: &self.spec.key,
-                chain: self.spec.consensus.chain_id,
-                sends: Vec::new(),
-            };
+            let mut out = outbox(&self.spec);
             match (packet.channel, to) {
                 (Channel::Consensus, None) => match packet.message() {
                     Some(message) => strategy.on_broadcast(message, &mut out),
@@ -752,6 +746,17 @@ impl SimNode {
     }
 }
 
+/// An empty outbox for a strategy of the node `spec` describes.
+fn outbox(spec: &NodeSpec) -> Outbox<'_> {
+    Outbox {
+        me: spec.id,
+        nodes: spec.nodes,
+        key: &spec.key,
+        chain: spec.consensus.chain_id,
+        sends: Vec::new(),
+    }
+}
+
 /// The sync-channel encoding of a block message whose certified-block bytes are `certified` (a
 /// forgery's, which no honest encoder produces): postcard writes the variant index (`Block` is the
 /// third, 2) and then the payload; a test pins this against the real encoder.
@@ -795,13 +800,7 @@ impl Process for SimNode {
         if let Some(strategy) = self.strategy.as_mut()
             && let Some(message) = packet.message()
         {
-            let mut out = Outbox {
-                me: self.spec.id,
-                nodes: self.spec.nodes,
-                key: &self.spec.key,
-                chain: self.spec.consensus.chain_id,
-                sends: Vec::new(),
-            };
+            let mut out = outbox(&self.spec);
             strategy.on_receive(from, &message, &mut out);
             for (to, packet) in out.sends {
                 match to {

@@ -242,6 +242,11 @@ impl<P: Process> Runtime<P> {
 
     fn start(&mut self, id: NodeId) {
         self.started.insert(id);
+        self.run_on(id, |node, ctx| node.on_start(ctx));
+    }
+
+    /// Runs `f` on node `id` with a fresh context at the current time, then carries out what it asked.
+    fn run_on(&mut self, id: NodeId, f: impl FnOnce(&mut P, &mut Context<P::Msg>)) {
         let mut ctx = Context {
             now: self.now,
             me: id,
@@ -250,7 +255,7 @@ impl<P: Process> Runtime<P> {
             halt: false,
         };
         if let Some(node) = self.nodes.get_mut(id) {
-            node.on_start(&mut ctx);
+            f(node, &mut ctx);
         }
         self.flush(ctx);
     }
@@ -265,17 +270,7 @@ impl<P: Process> Runtime<P> {
             .update(&[0xAC])
             .update(&(id as u64).to_le_bytes())
             .update(&self.now.to_le_bytes());
-        let mut ctx = Context {
-            now: self.now,
-            me: id,
-            outbox: Vec::new(),
-            timers: Vec::new(),
-            halt: false,
-        };
-        if let Some(node) = self.nodes.get_mut(id) {
-            f(node, &mut ctx);
-        }
-        self.flush(ctx);
+        self.run_on(id, f);
     }
 
     /// Simulated time now.
