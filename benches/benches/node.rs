@@ -521,7 +521,7 @@ fn block_parts(c: &mut Criterion) {
         "part_rules_without_signatures",
         || (),
         |()| {
-            check_block_with(black_box(&block), &*store, &params, |_| true).unwrap();
+            check_block_with(black_box(&block), &*store, &params, None, |_| true).unwrap();
         },
     );
     metered(
