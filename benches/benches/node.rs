@@ -148,6 +148,21 @@ fn metered<T>(
     meters.push((name, meter));
 }
 
+/// Local validator `me` over `store`, with heights it leads started by the bench's heartbeat rather than
+/// after 600 s.
+fn validator_node<E: KvEngine>(store: &Arc<ChainDb<E>>, genesis: &Genesis, me: usize) -> Node {
+    let mut config = NodeConfig::new(genesis);
+    config.engine.empty_block_interval = Duration::ZERO;
+    NodeBuilder::new(config, genesis.clone())
+        .store(
+            store.clone() as Arc<dyn ChainStore>,
+            store.clone() as Arc<dyn ConsensusStateStore>,
+        )
+        .signer(Arc::new(Genesis::local_validator_key(me)))
+        .build()
+        .unwrap()
+}
+
 fn consensus_event(from: PeerId, message: &Message) -> Event {
     Event::Net(NetEvent::Message {
         from,
@@ -192,18 +207,8 @@ impl Validator {
         let dir = tempfile::tempdir().unwrap();
         let store = sled_store(dir.path(), &genesis);
         prime(&store, &factory);
-        let mut config = NodeConfig::new(&genesis);
-        // Heights this node leads are started by the bench's heartbeat, not after 600 s.
-        config.engine.empty_block_interval = Duration::ZERO;
         let keys: Vec<SecretKey> = (0..VALIDATORS).map(Genesis::local_validator_key).collect();
-        let mut node = NodeBuilder::new(config, genesis.clone())
-            .store(
-                store.clone() as Arc<dyn ChainStore>,
-                store.clone() as Arc<dyn ConsensusStateStore>,
-            )
-            .signer(Arc::new(Genesis::local_validator_key(me)))
-            .build()
-            .unwrap();
+        let mut node = validator_node(&store, &genesis, me);
         let now_ms = genesis.timestamp_ms;
         node.handle(now_ms, Event::Start);
         Validator {
@@ -626,16 +631,7 @@ fn repeats() -> Repeats {
         .filter(|k| k.public_key() != keys[me].public_key())
         .collect();
     let store = Arc::new(ChainDb::memory(&genesis).unwrap());
-    let mut config = NodeConfig::new(&genesis);
-    config.engine.empty_block_interval = Duration::ZERO;
-    let mut node = NodeBuilder::new(config, genesis.clone())
-        .store(
-            store.clone() as Arc<dyn ChainStore>,
-            store.clone() as Arc<dyn ConsensusStateStore>,
-        )
-        .signer(Arc::new(Genesis::local_validator_key(me)))
-        .build()
-        .unwrap();
+    let mut node = validator_node(&store, &genesis, me);
     let now_ms = genesis.timestamp_ms + 10;
     node.handle(now_ms, Event::Start);
     // Connected peers, so the sync bookkeeping a message from another height touches is there.

@@ -67,5 +67,6 @@ pub use builder::{Disconnected, Node, NodeBuilder, StoreView};
 pub use config::{EngineConfig, NodeConfig};
 pub use engine::{
     Door, Effect, Engine, EngineStats, Event, NodeStatus, Parts, RequestId, SyncStatus, TimerId,
+    utxo_total,
 };
 pub use error::NodeError;

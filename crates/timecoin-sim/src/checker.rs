@@ -219,26 +219,12 @@ impl InvariantChecker {
         node: &SimNode,
         height: Height,
     ) -> Result<(), Violation> {
-        let db = node.durable().db();
-        let mut utxos = timecoin_types::Amount::ZERO;
-        let mut after = None;
-        loop {
-            let page = db
-                .utxo_page(after.as_ref(), 0)
-                .map_err(|e| Violation::NodeFailed {
-                    node: id,
-                    reason: format!("cannot read the UTXO set: {e}"),
-                })?;
-            for (_, out) in &page.entries {
-                utxos = utxos
-                    .checked_add(out.amount)
-                    .unwrap_or(timecoin_types::Amount::MAX);
+        let utxos = timecoin_node::utxo_total(&**node.durable().db()).map_err(|e| {
+            Violation::NodeFailed {
+                node: id,
+                reason: format!("cannot read the UTXO set: {e}"),
             }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
+        })?;
         let engine = node.engine();
         let pool = engine.reward_pool();
         let supply = engine

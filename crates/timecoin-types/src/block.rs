@@ -184,6 +184,15 @@ pub struct WellFormedBlock {
 }
 
 impl WellFormedBlock {
+    /// The same block with `commitment` as its header's UTXO commitment. The commitment is not part of
+    /// the body's binding, so the body and its txids are kept and only the header hash is recomputed: a
+    /// builder seals once, asks storage for the commitment, then sets it.
+    pub fn with_utxo_commitment(mut self, commitment: Hash) -> Self {
+        self.block.header.utxo_commitment = commitment;
+        self.hash = self.block.header.hash();
+        self
+    }
+
     /// Checks that the body matches the header's `tx_root` and `witness_root`.
     pub fn check(block: Block) -> Result<Self, TypesError> {
         let (roots, txids) = block.roots_and_txids();

@@ -46,7 +46,7 @@ impl Engine {
             )
             .collect();
         let (_, parent, parent_time) = self.tip;
-        let mut block = Block {
+        let draft = Block {
             header: BlockHeader {
                 chain_id: self.params.chain_id,
                 height,
@@ -60,10 +60,10 @@ impl Engine {
                 utxo_commitment: Hash::ZERO,
             },
             transactions,
-        };
-        let draft = block.clone().seal();
-        block.header.utxo_commitment = self.store.utxo_commitment_after(&draft)?;
-        Ok(block.seal())
+        }
+        .seal();
+        let commitment = self.store.utxo_commitment_after(&draft)?;
+        Ok(draft.with_utxo_commitment(commitment))
     }
 
     /// Whether `block` may follow the tip: its height and parent, every transaction valid in order

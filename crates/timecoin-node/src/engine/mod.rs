@@ -34,6 +34,7 @@ use tracing::{debug, info, warn};
 use crate::{EngineConfig, NodeError};
 
 pub use door::Door;
+pub use rewards::utxo_total;
 pub use sync::SyncStatus;
 
 /// Identifies a local request, so its answer can be routed back (an RPC call, a test).

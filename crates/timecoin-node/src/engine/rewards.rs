@@ -57,8 +57,9 @@ pub(crate) fn genesis_total(genesis: &Genesis) -> Result<Amount, NodeError> {
         .ok_or_else(|| NodeError::Config("genesis allocations overflow".into()))
 }
 
-/// The sum of every unspent output, walked page by page.
-pub(crate) fn utxo_total(store: &dyn ChainStore) -> Result<Amount, NodeError> {
+/// The sum of every unspent output in `store`, walked page by page (O(set): for a restart or a check,
+/// never per block).
+pub fn utxo_total(store: &dyn ChainStore) -> Result<Amount, NodeError> {
     let mut total = Amount::ZERO;
     let mut after = None;
     loop {
