@@ -39,12 +39,23 @@ pub(crate) enum Verdict {
     Malformed,
 }
 
+/// A remembered verdict.
+#[derive(Debug)]
+enum Seen {
+    /// Checked and valid. A vote is kept decoded (about 200 bytes), so a repeat, the most common
+    /// duplicate by far, is answered without decoding it again; a proposal, which carries a whole block,
+    /// is not kept and is decoded again on the rare repeat.
+    Valid(Option<Vote>),
+    /// Checked and refused: never decoded again.
+    Invalid,
+}
+
 /// The seen-cache and the batch verifier.
 ///
-/// Bound: at most `capacity` verdicts, the oldest forgotten first.
+/// Bound: at most `capacity` verdicts, the oldest forgotten first, each holding at most one vote.
 #[derive(Debug)]
 pub struct Door {
-    seen: BTreeMap<[u8; 32], bool>,
+    seen: BTreeMap<[u8; 32], Seen>,
     order: VecDeque<[u8; 32]>,
     capacity: usize,
 }
@@ -91,33 +102,37 @@ impl Door {
                 continue;
             };
             let digest = *blake3::hash(bytes).as_bytes();
-            let seen = self.seen.get(&digest).copied();
-            // A message already judged bad is not even decoded again.
-            let decoded = match seen {
-                Some(false) => None,
-                _ => Some(crate::wire::decode_consensus(bytes)),
-            };
-            let verdict = match (seen, decoded) {
-                (_, None) => Verdict::Invalid { duplicate: true },
-                (_, Some(Err(_))) => Verdict::Malformed,
+            let verdict = match self.seen.get(&digest) {
+                // A message already judged bad is not even decoded again.
+                Some(Seen::Invalid) => Verdict::Invalid { duplicate: true },
                 // These exact bytes passed before, and a height's set never changes.
-                (Some(true), Some(Ok(message))) => Verdict::Valid {
-                    message: Verified::assume_verified(message),
+                Some(Seen::Valid(Some(vote))) => Verdict::Valid {
+                    message: Verified::assume_verified(Message::Vote(vote.clone())),
                     duplicate: true,
                 },
-                (_, Some(Ok(Message::Vote(vote)))) => {
-                    digests.insert(index, digest);
-                    vote_jobs
-                        .entry(vote.height)
-                        .or_default()
-                        .push((index, vote));
-                    continue;
-                }
-                (_, Some(Ok(proposal))) => {
-                    digests.insert(index, digest);
-                    proposal_jobs.push((index, proposal));
-                    continue;
-                }
+                Some(Seen::Valid(None)) => match crate::wire::decode_consensus(bytes) {
+                    Ok(message) => Verdict::Valid {
+                        message: Verified::assume_verified(message),
+                        duplicate: true,
+                    },
+                    Err(_) => Verdict::Malformed,
+                },
+                None => match crate::wire::decode_consensus(bytes) {
+                    Err(_) => Verdict::Malformed,
+                    Ok(Message::Vote(vote)) => {
+                        digests.insert(index, digest);
+                        vote_jobs
+                            .entry(vote.height)
+                            .or_default()
+                            .push((index, vote));
+                        continue;
+                    }
+                    Ok(proposal) => {
+                        digests.insert(index, digest);
+                        proposal_jobs.push((index, proposal));
+                        continue;
+                    }
+                },
             };
             if let Some(slot) = verdicts.last_mut() {
                 *slot = Some(verdict);
@@ -164,9 +179,15 @@ impl Door {
             })
             .collect();
         for (index, result) in vote_results.into_iter().chain(proposal_results) {
-            let valid = result.is_some();
             if let Some(digest) = digests.get(&index) {
-                self.remember(*digest, valid);
+                let seen = match &result {
+                    Some(message) => match &**message {
+                        Message::Vote(vote) => Seen::Valid(Some(vote.clone())),
+                        Message::Proposal(_) => Seen::Valid(None),
+                    },
+                    None => Seen::Invalid,
+                };
+                self.remember(*digest, seen);
             }
             if let Some(slot) = verdicts.get_mut(index) {
                 *slot = Some(match result {
@@ -181,13 +202,13 @@ impl Door {
         verdicts
     }
 
-    fn remember(&mut self, digest: [u8; 32], valid: bool) {
+    fn remember(&mut self, digest: [u8; 32], seen: Seen) {
         if self.order.len() >= self.capacity
             && let Some(oldest) = self.order.pop_front()
         {
             self.seen.remove(&oldest);
         }
-        if self.seen.insert(digest, valid).is_none() {
+        if self.seen.insert(digest, seen).is_none() {
             self.order.push_back(digest);
         }
     }
