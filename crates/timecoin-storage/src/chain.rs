@@ -18,7 +18,9 @@ use crate::engine::{AnyEngine, KvEngine, MemoryEngine, WriteBatch};
 use crate::record::{self, TipRecord};
 use crate::scan::{ChunkedScan, SCAN_CHUNK, for_each_in_range, successor};
 use crate::wal::{WalState, count_wal};
-use crate::{BlockStore, ChainStore, ChainTip, StorageError, StoredBlock, UtxoPage, UtxoState};
+use crate::{
+    BlockStore, ChainStore, ChainTip, HostRecord, StorageError, StoredBlock, UtxoPage, UtxoState,
+};
 
 /// The chain's state in memory, changed only after the engine has made the change durable.
 struct ChainState {
@@ -682,13 +684,30 @@ impl<E: KvEngine> UtxoView for ChainDb<E> {
 }
 
 impl<E: KvEngine> ChainStore for ChainDb<E> {
-    fn apply_finalized(
+    fn apply_finalized_with(
         &self,
         block: &WellFormedBlock,
         certificate: &CommitCertificate,
+        records: &[HostRecord<'_>],
     ) -> Result<(), StorageError> {
         let _writer = self.writer.lock();
         self.check_halted()?;
+        for r in records {
+            if r.name.len() > record::MAX_HOST_RECORD_NAME {
+                return Err(StorageError::TooLarge {
+                    what: "host record name",
+                    len: r.name.len(),
+                    max: record::MAX_HOST_RECORD_NAME,
+                });
+            }
+            if r.value.len() > record::MAX_HOST_RECORD_BYTES {
+                return Err(StorageError::TooLarge {
+                    what: "host record",
+                    len: r.value.len(),
+                    max: record::MAX_HOST_RECORD_BYTES,
+                });
+            }
+        }
         let header = &block.header;
         let hash = block.hash();
         // The type checked the root against the body, so it stands for the transactions.
@@ -754,7 +773,12 @@ impl<E: KvEngine> ChainStore for ChainDb<E> {
             utxo_hash: utxo_hash.to_bytes(),
             log_end: body.offset + body.len,
         };
-        let mut batch = WriteBatch::with_capacity(spent.len() + created.len() + 4);
+        let mut batch = WriteBatch::with_capacity(spent.len() + created.len() + 4 + records.len());
+        for r in records {
+            let key = record::host_key(r.name);
+            let value = record::seal_host(&key, header.height, r.value);
+            batch.put(key, value);
+        }
         for (op, _) in &spent {
             batch.delete(record::utxo_key(op));
         }
@@ -784,6 +808,15 @@ impl<E: KvEngine> ChainStore for ChainDb<E> {
             "block applied"
         );
         Ok(())
+    }
+
+    fn host_record(&self, name: &str) -> Result<Option<(Height, Vec<u8>)>, StorageError> {
+        self.check_halted()?;
+        let key = record::host_key(name);
+        match self.engine.get(&key)? {
+            Some(value) => Ok(Some(record::open_host(&key, &value)?)),
+            None => Ok(None),
+        }
     }
 
     fn utxo(&self, outpoint: &OutPoint) -> Result<Option<TxOut>, StorageError> {

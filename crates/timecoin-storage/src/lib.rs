@@ -113,7 +113,9 @@ pub use config::{
 pub use consensus_state::{MAX_SIGNED_STATE_BYTES, MAX_WAL_ENTRY_BYTES};
 pub use engine::{AnyEngine, BatchOp, KvEngine, KvPair, MemoryEngine, SledEngine, WriteBatch};
 pub use error::StorageError;
+pub use record::{MAX_HOST_RECORD_BYTES, MAX_HOST_RECORD_NAME};
 pub use sync::UtxoSyncCheck;
 pub use traits::{
-    BlockStore, ChainStore, ChainTip, ConsensusStateStore, StoredBlock, UtxoPage, UtxoState,
+    BlockStore, ChainStore, ChainTip, ConsensusStateStore, HostRecord, StoredBlock, UtxoPage,
+    UtxoState,
 };

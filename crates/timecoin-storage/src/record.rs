@@ -12,6 +12,7 @@
 //! | `h` ‖ block hash | its height |
 //! | `m` `t` | the [`TipRecord`]: genesis, tip, UTXO count and multiset-hash state |
 //! | `m` `p` | the WAL's prune floor: the highest height any `prune_below` has pruned below (BE) |
+//! | `m` `x` ‖ name | a host record: the height (BE) of the block it was written with, then its bytes |
 //! | `s` | the last-signed consensus state (opaque) |
 //! | `w` ‖ height (BE) ‖ sequence (BE) ‖ piece (BE) | one consensus WAL entry (opaque), in pieces |
 //!
@@ -33,6 +34,12 @@ pub(crate) const WAL: u8 = b'w';
 pub(crate) const TIP_KEY: &[u8] = b"mt";
 pub(crate) const WAL_PRUNED_KEY: &[u8] = b"mp";
 pub(crate) const SIGNED_KEY: &[u8] = b"s";
+const HOST_PREFIX: &[u8] = b"mx";
+
+/// Longest host record name.
+pub const MAX_HOST_RECORD_NAME: usize = 32;
+/// Largest host record value: a validator registry snapshot of several full sets fits.
+pub const MAX_HOST_RECORD_BYTES: usize = 32 * 1024 * 1024;
 
 /// Bytes of checksum appended to every value: 64 bits make an undetected random corruption a 2⁻⁶⁴ event.
 pub(crate) const CHECKSUM_LEN: usize = 8;
@@ -40,6 +47,32 @@ pub(crate) const CHECKSUM_LEN: usize = 8;
 const MAX_TXOUT_BYTES: usize = 64;
 /// The tip record holds a 2 KiB multiset-hash state plus a few fixed fields.
 const MAX_TIP_BYTES: usize = 4096;
+
+pub(crate) fn host_key(name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(HOST_PREFIX.len() + name.len());
+    k.extend_from_slice(HOST_PREFIX);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+pub(crate) fn seal_host(key: &[u8], height: Height, value: &[u8]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(8 + value.len());
+    payload.extend_from_slice(&height.to_be_bytes());
+    payload.extend_from_slice(value);
+    seal(key, payload)
+}
+
+pub(crate) fn open_host(key: &[u8], value: &[u8]) -> Result<(Height, Vec<u8>), StorageError> {
+    let payload = open("host record", key, value)?;
+    let (height, rest) =
+        payload
+            .split_first_chunk::<8>()
+            .ok_or_else(|| StorageError::Corruption {
+                what: "host record",
+                detail: format!("{} bytes, shorter than its height", payload.len()),
+            })?;
+    Ok((Height::from_be_bytes(*height), rest.to_vec()))
+}
 
 pub(crate) fn utxo_key(op: &OutPoint) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + 32 + 4);
@@ -586,6 +619,13 @@ mod tests {
                     seal(SIGNED_KEY, b"h=5 v=1 commit".to_vec()),
                 )]),
             ),
+            (
+                "host record",
+                fingerprint(&[(
+                    host_key("node/registry"),
+                    seal_host(&host_key("node/registry"), 7, b"snapshot"),
+                )]),
+            ),
         ];
         let expected = [
             (
@@ -620,7 +660,12 @@ mod tests {
                 "last-signed record",
                 "16fd176ec63bebce7d3a9bbb09aaaed2f8bb8c5fd19d61e6e6117e8fe4ff2358",
             ),
+            (
+                "host record",
+                "c68a5f3b23dc916ea7be47b901253d7f7ee77218258ab7bac6c7c670187c2f22",
+            ),
         ];
+        assert_eq!(actual.len(), expected.len());
         for (name, got) in &actual {
             println!("{name}: {got}");
         }

@@ -79,6 +79,16 @@ pub trait BlockStore: Send + Sync {
     fn height_of(&self, hash: &BlockHash) -> Result<Option<Height>, StorageError>;
 }
 
+/// A named record of the host's own, written with a block by
+/// [`ChainStore::apply_finalized_with`]. The store keeps the bytes opaque.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostRecord<'a> {
+    /// Its name (at most [`MAX_HOST_RECORD_NAME`](crate::MAX_HOST_RECORD_NAME) bytes).
+    pub name: &'a str,
+    /// Its value (at most [`MAX_HOST_RECORD_BYTES`](crate::MAX_HOST_RECORD_BYTES) bytes).
+    pub value: &'a [u8],
+}
+
 /// Durable home of the chain: its blocks and the UTXO set they leave, with the set's multiset hash.
 ///
 /// An implementation must guarantee:
@@ -111,7 +121,27 @@ pub trait ChainStore: BlockStore + UtxoView {
         &self,
         block: &WellFormedBlock,
         certificate: &CommitCertificate,
+    ) -> Result<(), StorageError> {
+        self.apply_finalized_with(block, certificate, &[])
+    }
+
+    /// [`apply_finalized`](Self::apply_finalized), writing the host's own `records` in the same atomic
+    /// batch, so state the host derives from blocks (a validator registry, a reward pool) is durable with
+    /// the block it follows from and a restart need not replay the chain to rebuild it. Each record
+    /// replaces the one of the same name; a name not given keeps its last value.
+    ///
+    /// Refuses, changing nothing, a record whose name or value exceeds
+    /// [`MAX_HOST_RECORD_NAME`](crate::MAX_HOST_RECORD_NAME) or
+    /// [`MAX_HOST_RECORD_BYTES`](crate::MAX_HOST_RECORD_BYTES).
+    fn apply_finalized_with(
+        &self,
+        block: &WellFormedBlock,
+        certificate: &CommitCertificate,
+        records: &[HostRecord<'_>],
     ) -> Result<(), StorageError>;
+
+    /// The host record `name` as last written, with the height of the block it was written with.
+    fn host_record(&self, name: &str) -> Result<Option<(Height, Vec<u8>)>, StorageError>;
 
     /// The unspent output at `outpoint`, with the storage error type.
     fn utxo(&self, outpoint: &OutPoint) -> Result<Option<TxOut>, StorageError>;

@@ -14,8 +14,9 @@ use std::sync::Arc;
 use timecoin_crypto::Hash;
 use timecoin_storage::testing::BlockFactory;
 use timecoin_storage::{
-    AsyncChainStore, BlockStore, ChainDb, ChainStore, ConsensusStateStore, KvEngine, KvPair,
-    MemoryEngine, SledEngine, StorageConfig, StorageError, UtxoPage, UtxoSyncCheck, WriteBatch,
+    AsyncChainStore, BlockStore, ChainDb, ChainStore, ConsensusStateStore, HostRecord, KvEngine,
+    KvPair, MAX_HOST_RECORD_NAME, MemoryEngine, SledEngine, StorageConfig, StorageError, UtxoPage,
+    UtxoSyncCheck, WriteBatch,
 };
 use timecoin_types::{
     Amount, Block, BlockDelta, Genesis, OutPoint, Transaction, TxBuilder, TxId, TxKind, TxOut,
@@ -420,6 +421,57 @@ fn utxo_pages_resume_from_their_cursor_and_verify_against_the_header<B: Backend>
         mixed.add_page(&later),
         Err(StorageError::BadSyncPage { .. })
     ));
+}
+
+fn host_records_land_with_their_block_and_survive_reopen<B: Backend>(b: &mut B) {
+    let factory = BlockFactory::local(4);
+    let mut model = Model::at_genesis(factory.genesis());
+    {
+        let store = open(b, &factory);
+        assert_eq!(store.host_record("pool").unwrap(), None);
+        let (block, cert) = factory.next_block(&store, 2).unwrap();
+        let records = [
+            HostRecord {
+                name: "pool",
+                value: b"one",
+            },
+            HostRecord {
+                name: "registry",
+                value: b"sets",
+            },
+        ];
+        store.apply_finalized_with(&block, &cert, &records).unwrap();
+        model.apply(&block);
+        // A later block replaces one record and leaves the other as it was.
+        let (block, cert) = factory.next_block(&store, 2).unwrap();
+        let pool = [HostRecord {
+            name: "pool",
+            value: b"two",
+        }];
+        store.apply_finalized_with(&block, &cert, &pool).unwrap();
+        model.apply(&block);
+        // A record over its bounds refuses the whole block, which is not applied.
+        let (block, cert) = factory.next_block(&store, 2).unwrap();
+        let long = "n".repeat(MAX_HOST_RECORD_NAME + 1);
+        let bad = [HostRecord {
+            name: &long,
+            value: b"x",
+        }];
+        let refused = store.apply_finalized_with(&block, &cert, &bad);
+        assert!(matches!(refused, Err(StorageError::TooLarge { .. })));
+        assert_eq!(store.tip().unwrap().height, 2);
+    }
+    let store = open(b, &factory);
+    assert_eq!(
+        store.host_record("pool").unwrap(),
+        Some((2, b"two".to_vec()))
+    );
+    assert_eq!(
+        store.host_record("registry").unwrap(),
+        Some((1, b"sets".to_vec()))
+    );
+    assert_matches_model(&store, &model);
+    assert!(store.verify_integrity().is_ok());
 }
 
 fn a_reopened_store_has_the_same_chain_and_utxo_set<B: Backend>(b: &mut B) {
@@ -1116,6 +1168,10 @@ macro_rules! backend_suite {
             #[test]
             fn a_cache_smaller_than_the_set_still_answers_every_read() {
                 super::a_cache_smaller_than_the_set_still_answers_every_read(&mut $new);
+            }
+            #[test]
+            fn host_records_land_with_their_block_and_survive_reopen() {
+                super::host_records_land_with_their_block_and_survive_reopen(&mut $new);
             }
             #[test]
             fn a_store_refuses_another_chains_genesis() {
