@@ -118,4 +118,7 @@ pub enum ConsensusError {
         /// The height given.
         got: Height,
     },
+    /// A persisted registry snapshot that cannot be the state of a registry.
+    #[error("invalid registry snapshot: {0}")]
+    InvalidRegistrySnapshot(&'static str),
 }

@@ -79,7 +79,7 @@ pub use core::{Core, MAX_PINNED_VIEWS};
 pub use error::ConsensusError;
 pub use io::{Input, Output, Timeout};
 pub use message::{Evidence, Message, ProposalDigest};
-pub use registry::{REGISTRY_HISTORY, ValidatorRegistry};
+pub use registry::{REGISTRY_HISTORY, RegistrySnapshot, RegistryUpdate, ValidatorRegistry};
 pub use round::{Step, TimeoutKind, ValueAt};
 pub use sync::{CertifiedBlock, Resolution, SafetyViolation, resolve_height};
 pub use validators::{Validator, ValidatorSet};

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
 use timecoin_crypto::Address;
-use timecoin_types::{Block, Genesis, Height, MAX_VALIDATORS, TxKind, WellFormedBlock};
+use timecoin_types::{Block, Genesis, Height, MAX_VALIDATORS, TxKind, WellFormedBlock, Wire};
 use tracing::info;
 
 use crate::{ConsensusError, Validator, ValidatorSet};
@@ -45,6 +46,63 @@ impl Schedule {
 
     fn latest(&self) -> &Arc<ValidatorSet> {
         self.later.values().next_back().unwrap_or(&self.oldest.1)
+    }
+
+    /// Forgets sets that took effect long enough ago, keeping at most [`REGISTRY_HISTORY`] at or below
+    /// the next height. Depends only on `finalized`, so trimming once at a height gives what trimming at
+    /// every height up to it gave.
+    fn trim(&mut self) {
+        let next = self.finalized.saturating_add(1);
+        while self.later.range(..=next).count() >= REGISTRY_HISTORY {
+            let Some((from, set)) = self.later.pop_first() else {
+                break;
+            };
+            self.oldest = (from, set);
+        }
+    }
+}
+
+/// The registry's sets, as a host persists them beside the block whose finalization last changed them
+/// ([`RegistryUpdate::snapshot`]), so a restart restores the registry with
+/// [`ValidatorRegistry::restore`] instead of replaying the chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrySnapshot {
+    /// The height of the block whose finalization this state follows.
+    pub finalized: Height,
+    /// Every set kept, each with the height it takes effect at, ascending.
+    pub sets: Vec<(Height, Vec<Validator>)>,
+}
+
+impl Wire for RegistrySnapshot {
+    const NAME: &'static str = "registry snapshot";
+    // Bounded by what a store keeps of one host record.
+    const MAX_ENCODED_LEN: usize = 32 * 1024 * 1024;
+}
+
+/// The registry's next state after one finalized block, computed but not yet published
+/// ([`ValidatorRegistry::prepare`]), so a host can persist it with the block before acting on it.
+#[derive(Debug)]
+pub struct RegistryUpdate {
+    next: Schedule,
+    changed: bool,
+}
+
+impl RegistryUpdate {
+    /// The state to persist with the block, or `None` if the block changed no set (the last snapshot
+    /// written, restored at a later height, still gives the exact state then).
+    pub fn snapshot(&self) -> Option<RegistrySnapshot> {
+        if !self.changed {
+            return None;
+        }
+        let s = &self.next;
+        let sets = std::iter::once((s.oldest.0, &s.oldest.1))
+            .chain(s.later.iter().map(|(h, set)| (*h, set)))
+            .map(|(h, set)| (h, set.members().to_vec()))
+            .collect();
+        Some(RegistrySnapshot {
+            finalized: s.finalized,
+            sets,
+        })
     }
 }
 
@@ -112,10 +170,56 @@ impl ValidatorRegistry {
         self.schedule.load().set_for(height)
     }
 
+    /// A registry restored from `snapshot` at the finalized height `tip`: the state that applying every
+    /// block up to `tip` gives, provided no block after `snapshot.finalized` changed a set (a host writes
+    /// a snapshot with every block that does). `delay` is the chain's `validator_set_delay`.
+    pub fn restore(
+        snapshot: RegistrySnapshot,
+        tip: Height,
+        validator_set_delay: u64,
+    ) -> Result<Self, ConsensusError> {
+        if snapshot.finalized > tip {
+            return Err(ConsensusError::InvalidRegistrySnapshot(
+                "it is newer than the finalized tip",
+            ));
+        }
+        let mut sets = snapshot.sets.into_iter();
+        let (from, members) = sets
+            .next()
+            .ok_or(ConsensusError::InvalidRegistrySnapshot("it holds no set"))?;
+        let mut later = BTreeMap::new();
+        for (h, members) in sets {
+            if h <= from || later.keys().next_back().is_some_and(|last| h <= *last) {
+                return Err(ConsensusError::InvalidRegistrySnapshot(
+                    "its sets are not in ascending order",
+                ));
+            }
+            later.insert(h, Arc::new(ValidatorSet::new(members)?));
+        }
+        let mut schedule = Schedule {
+            delay: validator_set_delay.max(1),
+            finalized: tip,
+            oldest: (from, Arc::new(ValidatorSet::new(members)?)),
+            later,
+        };
+        schedule.trim();
+        Ok(ValidatorRegistry {
+            schedule: ArcSwap::from_pointee(schedule),
+        })
+    }
+
     /// Applies a finalized block (heights strictly in order: `finalized_height + 1`), scheduling its
     /// membership changes at `height + delay`, and publishes the new state atomically. Only a well-formed
     /// block is taken, so the changes are those of the body its certificate signed.
     pub fn on_finalized(&self, block: &WellFormedBlock) -> Result<(), ConsensusError> {
+        let update = self.prepare(block)?;
+        self.commit(update);
+        Ok(())
+    }
+
+    /// The state after `block` (see [`on_finalized`](Self::on_finalized)), not yet published: a host
+    /// persists [`RegistryUpdate::snapshot`] with the block, then [`commit`](Self::commit)s it.
+    pub fn prepare(&self, block: &WellFormedBlock) -> Result<RegistryUpdate, ConsensusError> {
         let old = self.schedule.load_full();
         let height = block.header.height;
         let expected = old.finalized.saturating_add(1);
@@ -127,26 +231,35 @@ impl ValidatorRegistry {
         }
         let mut schedule = (*old).clone();
         schedule.finalized = height;
-        if let Some(changed) = apply_changes(schedule.latest(), block) {
-            let effective = height.saturating_add(schedule.delay);
-            info!(
-                height,
-                effective,
-                validators = changed.len(),
-                "validator set change scheduled"
-            );
-            schedule.later.insert(effective, Arc::new(changed));
+        let changed = match apply_changes(schedule.latest(), block) {
+            Some(changed) => {
+                let effective = height.saturating_add(schedule.delay);
+                info!(
+                    height,
+                    effective,
+                    validators = changed.len(),
+                    "validator set change scheduled"
+                );
+                schedule.later.insert(effective, Arc::new(changed));
+                true
+            }
+            None => false,
+        };
+        schedule.trim();
+        Ok(RegistryUpdate {
+            next: schedule,
+            changed,
+        })
+    }
+
+    /// Publishes a state [`prepare`](Self::prepare)d from this registry. An update for another height
+    /// than the next one is ignored (it was prepared from a state that has since moved).
+    pub fn commit(&self, update: RegistryUpdate) {
+        let current = self.schedule.load();
+        if update.next.finalized != current.finalized.saturating_add(1) {
+            return;
         }
-        // Keep at most REGISTRY_HISTORY sets that took effect at or below the next height.
-        let next = height.saturating_add(1);
-        while schedule.later.range(..=next).count() >= REGISTRY_HISTORY {
-            let Some((from, set)) = schedule.later.pop_first() else {
-                break;
-            };
-            schedule.oldest = (from, set);
-        }
-        self.schedule.store(Arc::new(schedule));
-        Ok(())
+        self.schedule.store(Arc::new(update.next));
     }
 }
 

@@ -367,3 +367,61 @@ fn a_certified_block_with_a_swapped_body_never_decodes_so_registries_cannot_dive
     );
     assert_eq!(one.set_for(later).unwrap().total_weight(), 40);
 }
+
+/// Every set a registry answers for, from far below its history to past what it knows.
+fn answers(registry: &ValidatorRegistry) -> Vec<Option<std::sync::Arc<ValidatorSet>>> {
+    let top = registry.finalized_height() + 4;
+    (0..=top).map(|h| registry.set_for(h)).collect()
+}
+
+#[test]
+fn a_registry_restored_from_its_last_snapshot_answers_as_the_replayed_one_at_every_height() {
+    let genesis = Genesis::local(4);
+    let delay = genesis.params.validator_set_delay;
+    let live = ValidatorRegistry::from_genesis(&genesis).unwrap();
+    let mut parent = genesis.block();
+    let mut last_snapshot = None;
+    // Registrations at a few heights, close enough that several changes are pending at once and far
+    // enough apart that history is trimmed between them.
+    let changes_at = [3u64, 4, 9, 10, 11, 25, 26, 27, 28, 29, 30, 31, 32, 33, 40];
+    for h in 1..=50u64 {
+        let mut b = block_on(&parent, h, 0, &key(0), 0);
+        if changes_at.contains(&h) {
+            let k = SecretKey::from_seed(&[h as u8 + 100; 32]);
+            b = with_transactions(
+                b,
+                vec![tx(
+                    TxKind::RegisterMasternode(MasternodeRegistration {
+                        tier: Tier::Free,
+                        collateral: None,
+                        operator_key: k.public_key(),
+                    }),
+                    &key(0),
+                    outpoint(h as u8),
+                )],
+            );
+        }
+        let update = live.prepare(&b).unwrap();
+        let snapshot = update.snapshot();
+        assert_eq!(snapshot.is_some(), changes_at.contains(&h));
+        if let Some(s) = snapshot {
+            // What a store keeps: the encoding.
+            last_snapshot =
+                Some(timecoin_consensus::RegistrySnapshot::decode(&s.encode()).unwrap());
+        }
+        live.commit(update);
+        let restored = match &last_snapshot {
+            Some(s) => ValidatorRegistry::restore(s.clone(), h, delay).unwrap(),
+            None => ValidatorRegistry::new(ValidatorSet::from_genesis(&genesis).unwrap(), h, delay),
+        };
+        assert_eq!(answers(&restored), answers(&live), "height {h}");
+        assert_eq!(restored.current(), live.current(), "height {h}");
+        parent = b;
+    }
+    // A snapshot newer than the tip, or one with its sets out of order, is refused.
+    let s = last_snapshot.unwrap();
+    assert!(ValidatorRegistry::restore(s.clone(), s.finalized - 1, delay).is_err());
+    let mut shuffled = s.clone();
+    shuffled.sets.reverse();
+    assert!(ValidatorRegistry::restore(shuffled, s.finalized, delay).is_err());
+}

@@ -24,7 +24,7 @@ use timecoin_consensus::{
 use timecoin_crypto::{ChainId, PublicKey, SigDomain, Signature};
 use timecoin_mempool::Mempool;
 use timecoin_net::{Channel, Misbehavior, NetEvent, PeerId};
-use timecoin_storage::{ChainStore, ConsensusStateStore};
+use timecoin_storage::{ChainStore, ConsensusStateStore, HostRecord};
 use timecoin_types::{
     BlockHash, ChainParams, CommitCertificate, Genesis, Height, Transaction, TxId, WellFormedBlock,
     Wire,
@@ -159,6 +159,9 @@ pub struct EngineStats {
     pub finalized: u64,
     /// Penalties reported.
     pub penalties: u64,
+    /// Stored blocks replayed at startup to rebuild the registry and the reward pool: 0 when the store
+    /// holds the records the engine writes with every block, the tip height for an older store.
+    pub replayed_blocks: u64,
 }
 
 /// What a host asks about a running engine.
@@ -284,26 +287,26 @@ impl Engine {
             )));
         }
         let tip = store.tip()?;
-        let registry = ValidatorRegistry::from_genesis(&genesis)?;
-        let mut tip_time = genesis.timestamp_ms;
-        // The registry is derived from finalized blocks only, so replaying them rebuilds it exactly.
-        for height in 1..=tip.height {
-            let stored = store.block(height)?.ok_or_else(|| {
-                NodeError::Config(format!("the store lacks block {height} below its tip"))
-            })?;
-            tip_time = stored.block.header.timestamp_ms;
-            let block = WellFormedBlock::check(stored.block)?;
-            registry.on_finalized(&block)?;
-        }
-        // The pool is what the supply identity leaves: minted so far minus what sits in the UTXO set.
         let genesis_total = rewards::genesis_total(&genesis)?;
-        let minted = rewards::supply_at(genesis_total, genesis.params.block_subsidy, tip.height)
-            .ok_or_else(|| NodeError::Config("the supply overflows".into()))?;
-        let pool = minted
-            .checked_sub(rewards::utxo_total(&*store)?)
-            .ok_or_else(|| {
-                NodeError::Config("the UTXO set holds more than was ever minted".into())
-            })?;
+        let mut stats = EngineStats::default();
+        let (registry, pool) = match resume_from_records(&*store, &genesis, tip.height)? {
+            Some(resumed) => resumed,
+            None => {
+                stats.replayed_blocks = tip.height;
+                replay_chain(&*store, &genesis, genesis_total, tip.height)?
+            }
+        };
+        let tip_time = match tip.height {
+            0 => genesis.timestamp_ms,
+            h => {
+                store
+                    .block(h)?
+                    .ok_or_else(|| NodeError::Config(format!("the store lacks its tip block {h}")))?
+                    .block
+                    .header
+                    .timestamp_ms
+            }
+        };
         let entries = wal.replay(tip.height.saturating_add(1))?;
         let mut restored = Vec::with_capacity(entries.len());
         for bytes in &entries {
@@ -348,7 +351,7 @@ impl Engine {
             admitted_in_batch: false,
             offenders: Vec::new(),
             failure: None,
-            stats: EngineStats::default(),
+            stats,
         })
     }
 
@@ -662,15 +665,36 @@ impl Engine {
                 return;
             }
         };
-        if let Err(e) = self.store.apply_finalized(&block, &certificate) {
+        // The registry's and the pool's next states are written with the block, so a restart reads them
+        // instead of replaying the chain; the registry is published only once they are durable.
+        let update = match self.registry.prepare(&block) {
+            Ok(update) => update,
+            Err(e) => {
+                self.fail(format!("registry refused decided block {height}: {e}"));
+                return;
+            }
+        };
+        let snapshot = update.snapshot().map(|s| s.encode());
+        let pool_bytes = pool.as_sat().to_le_bytes();
+        let mut records = vec![HostRecord {
+            name: REWARD_POOL_RECORD,
+            value: &pool_bytes,
+        }];
+        if let Some(snapshot) = &snapshot {
+            records.push(HostRecord {
+                name: REGISTRY_RECORD,
+                value: snapshot,
+            });
+        }
+        if let Err(e) = self
+            .store
+            .apply_finalized_with(&block, &certificate, &records)
+        {
             self.fail(format!("cannot apply decided block {height}: {e}"));
             return;
         }
         self.mempool.on_finalized(&block);
-        if let Err(e) = self.registry.on_finalized(&block) {
-            self.fail(format!("registry refused decided block {height}: {e}"));
-            return;
-        }
+        self.registry.commit(update);
         let next = height.saturating_add(1);
         if let Err(e) = self.wal.prune_below(next) {
             // Stale entries only cost space; the next prune takes them.
@@ -825,6 +849,69 @@ fn duration_ms(d: Duration) -> u64 {
 
 fn blake3_digest(bytes: &[u8]) -> [u8; 32] {
     *blake3::hash(bytes).as_bytes()
+}
+
+/// The host record holding the reward pool after each block (8 bytes, little-endian satoshis).
+pub(crate) const REWARD_POOL_RECORD: &str = "node/reward-pool";
+/// The host record holding the validator registry's snapshot after the last block that changed a set.
+pub(crate) const REGISTRY_RECORD: &str = "node/registry";
+
+/// The registry and the reward pool at `tip`, read from the records the engine writes with every block;
+/// `None` for a store without them (one written before they existed), which is then replayed.
+fn resume_from_records(
+    store: &dyn ChainStore,
+    genesis: &Genesis,
+    tip: Height,
+) -> Result<Option<(ValidatorRegistry, timecoin_types::Amount)>, NodeError> {
+    if tip == 0 {
+        return Ok(None);
+    }
+    let Some((at, pool)) = store.host_record(REWARD_POOL_RECORD)? else {
+        return Ok(None);
+    };
+    if at != tip {
+        warn!(
+            at,
+            tip, "reward pool record is not the tip's; replaying the chain"
+        );
+        return Ok(None);
+    }
+    let pool = <[u8; 8]>::try_from(pool.as_slice())
+        .map(|b| timecoin_types::Amount::from_sat(u64::from_le_bytes(b)))
+        .map_err(|_| NodeError::Config("the reward pool record is not 8 bytes".into()))?;
+    let delay = genesis.params.validator_set_delay;
+    let registry = match store.host_record(REGISTRY_RECORD)? {
+        Some((_, bytes)) => {
+            let snapshot = timecoin_consensus::RegistrySnapshot::decode(&bytes)?;
+            ValidatorRegistry::restore(snapshot, tip, delay)?
+        }
+        None => ValidatorRegistry::new(ValidatorSet::from_genesis(genesis)?, tip, delay),
+    };
+    Ok(Some((registry, pool)))
+}
+
+/// The registry and the reward pool at `tip`, rebuilt by replaying every stored block: the registry is
+/// derived from finalized blocks only, and the pool is what the supply identity leaves.
+fn replay_chain(
+    store: &dyn ChainStore,
+    genesis: &Genesis,
+    genesis_total: timecoin_types::Amount,
+    tip: Height,
+) -> Result<(ValidatorRegistry, timecoin_types::Amount), NodeError> {
+    let registry = ValidatorRegistry::from_genesis(genesis)?;
+    for height in 1..=tip {
+        let stored = store.block(height)?.ok_or_else(|| {
+            NodeError::Config(format!("the store lacks block {height} below its tip"))
+        })?;
+        let block = WellFormedBlock::check(stored.block)?;
+        registry.on_finalized(&block)?;
+    }
+    let minted = rewards::supply_at(genesis_total, genesis.params.block_subsidy, tip)
+        .ok_or_else(|| NodeError::Config("the supply overflows".into()))?;
+    let pool = minted
+        .checked_sub(rewards::utxo_total(store)?)
+        .ok_or_else(|| NodeError::Config("the UTXO set holds more than was ever minted".into()))?;
+    Ok((registry, pool))
 }
 
 fn digest(message: &Message) -> [u8; 32] {
