@@ -29,13 +29,21 @@ pub struct PublicKey {
 }
 
 impl PublicKey {
-    /// Parses and validates 32 bytes.
+    /// Parses and validates 32 bytes. A key that validated before is taken from a bounded memo
+    /// ([`crate::key_cache`]) instead of being decompressed again; the answer is the same either way.
     pub fn from_bytes(bytes: &[u8; PUBLIC_KEY_LEN]) -> Result<Self, CryptoError> {
+        if let Some(point) = crate::key_cache::get(bytes) {
+            return Ok(PublicKey {
+                bytes: *bytes,
+                point,
+            });
+        }
         let point = crate::sig::decode_point(bytes).map_err(|e| match e {
             crate::sig::PointError::NonCanonical => CryptoError::NonCanonicalKey,
             crate::sig::PointError::NotOnCurve => CryptoError::InvalidKey,
             crate::sig::PointError::SmallOrder => CryptoError::SmallOrderKey,
         })?;
+        crate::key_cache::insert(*bytes, point);
         Ok(PublicKey {
             bytes: *bytes,
             point,

@@ -45,6 +45,7 @@ mod bytes;
 mod domain;
 mod error;
 pub mod hash;
+pub mod key_cache;
 mod keys;
 pub mod lthash;
 pub mod sig;
