@@ -5,9 +5,11 @@
 #![allow(clippy::print_stdout)]
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
 
 use timecoin_consensus::{
-    Config, Core, Input, Message, Output, Timeout, ValidatorRegistry, Verified,
+    Config, ConsensusError, Core, Evidence, Host, Input, Message, Timeout, ValidatorRegistry,
+    Verified, WalEntry, dispatch,
 };
 use timecoin_types::{
     Block, BlockHeader, CommitCertificate, Genesis, Height, View, WellFormedBlock, Wire,
@@ -60,6 +62,77 @@ struct Node {
     wal: Vec<Vec<u8>>,
 }
 
+/// One node as its core's host, for the length of one dispatch: where its outputs go.
+struct NodeHost<'a> {
+    index: usize,
+    app: &'a mut App,
+    registry: &'a ValidatorRegistry,
+    wal: &'a mut Vec<Vec<u8>>,
+    outgoing: Vec<Vec<u8>>,
+    inbox: &'a mut VecDeque<(usize, Input)>,
+    timers: &'a mut BTreeMap<(u64, u64), (usize, Timeout)>,
+    now: u64,
+    seq: &'a mut u64,
+}
+
+impl Host for NodeHost<'_> {
+    type Error = ConsensusError;
+
+    fn persist(&mut self, entry: WalEntry) -> Result<(), ConsensusError> {
+        // A real host appends to a file and syncs it before returning.
+        self.wal.push(entry.encode());
+        Ok(())
+    }
+
+    fn broadcast(&mut self, message: Message) -> Result<(), ConsensusError> {
+        self.outgoing.push(message.encode());
+        Ok(())
+    }
+
+    fn schedule(&mut self, timeout: Timeout, after: Duration) {
+        *self.seq += 1;
+        let at = self.now + after.as_millis() as u64;
+        self.timers.insert((at, *self.seq), (self.index, timeout));
+    }
+
+    fn propose(&mut self, height: Height, view: View) -> Option<WellFormedBlock> {
+        Some(self.app.build_block(height, view))
+    }
+
+    fn validate(&mut self, _height: Height, block: &WellFormedBlock) -> bool {
+        self.app.is_valid(block)
+    }
+
+    fn decided(
+        &mut self,
+        block: WellFormedBlock,
+        certificate: CommitCertificate,
+    ) -> Result<(), ConsensusError> {
+        let height = block.header.height;
+        self.registry.on_finalized(&block)?;
+        self.app.apply(block, &certificate);
+        // Every node derives the next height's set from the same finalized blocks.
+        let validators = self.registry.current();
+        self.answer(Input::StartHeight {
+            height: height + 1,
+            validators,
+        });
+        Ok(())
+    }
+
+    fn evidence(&mut self, evidence: Evidence) {
+        println!(
+            "validator {} caught {} equivocating",
+            self.index,
+            evidence.offender()
+        );
+    }
+
+    fn answer(&mut self, input: Input) {
+        self.inbox.push_back((self.index, input));
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let genesis = Genesis::local(4);
     let chain = genesis.params.chain_id;
@@ -104,60 +177,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         };
         let node = nodes.get_mut(to).ok_or("no such node")?;
-        let mut outgoing = Vec::new();
-        // Execute in order: a Persist is durable before anything after it, so before the send below.
-        for output in node.core.handle(input) {
-            match output {
-                Output::Persist(entry) => node.wal.push(entry.encode()),
-                Output::Broadcast(message) => outgoing.push(message.encode()),
-                Output::ScheduleTimeout { timeout, after } => {
-                    seq += 1;
-                    timers.insert((now + after.as_millis() as u64, seq), (to, timeout));
-                }
-                Output::RequestProposal { height, view } => {
-                    let block = node.app.build_block(height, view);
-                    inbox.push_back((
-                        to,
-                        Input::ProposalValue {
-                            height,
-                            view,
-                            block,
-                        },
-                    ));
-                }
-                Output::RequestValidity { height, block, .. } => {
-                    let valid = node.app.is_valid(&block);
-                    let block_hash = block.hash();
-                    inbox.push_back((
-                        to,
-                        Input::Validity {
-                            height,
-                            block_hash,
-                            valid,
-                        },
-                    ));
-                }
-                Output::Decided { block, certificate } => {
-                    let height = block.header.height;
-                    node.registry.on_finalized(&block)?;
-                    node.app.apply(block, &certificate);
-                    let validators = node
-                        .registry
-                        .set_for(height + 1)
-                        .ok_or("validator set of the next height unknown")?;
-                    inbox.push_back((
-                        to,
-                        Input::StartHeight {
-                            height: height + 1,
-                            validators,
-                        },
-                    ));
-                }
-                Output::Evidence(evidence) => {
-                    println!("validator {to} caught {} equivocating", evidence.offender())
-                }
-            }
-        }
+        let outputs = node.core.handle(input);
+        // The shared dispatch executes them in order: a Persist is durable before anything after it,
+        // so before the sends below.
+        let mut host = NodeHost {
+            index: to,
+            app: &mut node.app,
+            registry: &node.registry,
+            wal: &mut node.wal,
+            outgoing: Vec::new(),
+            inbox: &mut inbox,
+            timers: &mut timers,
+            now,
+            seq: &mut seq,
+        };
+        dispatch(&mut host, outputs)?;
+        let outgoing = host.outgoing;
         // The toy network: every other node receives the bytes, decodes them and checks the signature
         // against the set of the message's height before its core sees the message.
         for bytes in outgoing {

@@ -221,71 +221,7 @@ impl Net {
     }
 
     pub fn execute(&mut self, from: usize, outputs: Vec<Output>) {
-        for output in outputs {
-            match output {
-                Output::Persist(e) => self.nodes[from].wal.push(e),
-                Output::Broadcast(m) => {
-                    self.nodes[from].sent.push(m.clone());
-                    for to in 0..self.nodes.len() {
-                        if to == from || (self.drop)(from, to, &m) {
-                            continue;
-                        }
-                        for m in (self.rewrite)(from, to, m.clone()) {
-                            let verified =
-                                Verified::<Message>::verify(m, self.chain, &self.validators)
-                                    .expect("messages are signed by members");
-                            self.queue.push_back((to, Input::from(verified)));
-                        }
-                    }
-                }
-                Output::ScheduleTimeout { timeout, after } => {
-                    self.seq += 1;
-                    let at = self.now_ms + after.as_millis() as u64;
-                    self.timers.insert((at, self.seq), (from, timeout));
-                }
-                Output::RequestProposal { height, view } => {
-                    let node = &self.nodes[from];
-                    let block = block_on(&node.tip, height, view, &key(from), 0);
-                    self.queue.push_back((
-                        from,
-                        Input::ProposalValue {
-                            height,
-                            view,
-                            block,
-                        },
-                    ));
-                }
-                Output::RequestValidity { height, block, .. } => {
-                    let valid = block.header.parent == self.nodes[from].tip.hash();
-                    self.queue.push_back((
-                        from,
-                        Input::Validity {
-                            height,
-                            block_hash: block.hash(),
-                            valid,
-                        },
-                    ));
-                }
-                Output::Decided { block, certificate } => {
-                    let set = &self.validators;
-                    set.verify_certificate(&certificate, self.chain)
-                        .expect("decided certificates verify");
-                    assert_eq!(certificate.block_hash, block.hash());
-                    let node = &mut self.nodes[from];
-                    node.tip = block.clone();
-                    node.decided.push((block, certificate));
-                    let next = node.tip.header.height + 1;
-                    self.queue.push_back((
-                        from,
-                        Input::StartHeight {
-                            height: next,
-                            validators: self.validators.clone(),
-                        },
-                    ));
-                }
-                Output::Evidence(e) => self.nodes[from].evidence.push(e),
-            }
-        }
+        let Ok(()) = timecoin_consensus::dispatch(&mut NodeHost { net: self, from }, outputs);
     }
 
     fn pop(&mut self) -> Option<(usize, Input)> {
@@ -390,5 +326,85 @@ impl Net {
             .flat_map(|n| &n.timeouts_fired)
             .filter(|t| t.kind != TimeoutKind::Retransmit)
             .count()
+    }
+}
+
+/// Node `from` of the network as its core's host: what the shared dispatch calls for each output.
+struct NodeHost<'a> {
+    net: &'a mut Net,
+    from: usize,
+}
+
+impl timecoin_consensus::Host for NodeHost<'_> {
+    type Error = std::convert::Infallible;
+
+    fn persist(&mut self, entry: WalEntry) -> Result<(), Self::Error> {
+        self.net.nodes[self.from].wal.push(entry);
+        Ok(())
+    }
+
+    fn broadcast(&mut self, m: Message) -> Result<(), Self::Error> {
+        let (net, from) = (&mut *self.net, self.from);
+        net.nodes[from].sent.push(m.clone());
+        for to in 0..net.nodes.len() {
+            if to == from || (net.drop)(from, to, &m) {
+                continue;
+            }
+            for m in (net.rewrite)(from, to, m.clone()) {
+                let verified = Verified::<Message>::verify(m, net.chain, &net.validators)
+                    .expect("messages are signed by members");
+                net.queue.push_back((to, Input::from(verified)));
+            }
+        }
+        Ok(())
+    }
+
+    fn schedule(&mut self, timeout: Timeout, after: std::time::Duration) {
+        let net = &mut *self.net;
+        net.seq += 1;
+        let at = net.now_ms + after.as_millis() as u64;
+        net.timers.insert((at, net.seq), (self.from, timeout));
+    }
+
+    fn propose(&mut self, height: Height, view: View) -> Option<WellFormedBlock> {
+        let node = &self.net.nodes[self.from];
+        Some(block_on(&node.tip, height, view, &key(self.from), 0))
+    }
+
+    fn validate(&mut self, _height: Height, block: &WellFormedBlock) -> bool {
+        block.header.parent == self.net.nodes[self.from].tip.hash()
+    }
+
+    fn decided(
+        &mut self,
+        block: WellFormedBlock,
+        certificate: CommitCertificate,
+    ) -> Result<(), Self::Error> {
+        let net = &mut *self.net;
+        net.validators
+            .verify_certificate(&certificate, net.chain)
+            .expect("decided certificates verify");
+        assert_eq!(certificate.block_hash, block.hash());
+        let node = &mut net.nodes[self.from];
+        node.tip = block.clone();
+        node.decided.push((block, certificate));
+        let next = node.tip.header.height + 1;
+        let validators = net.validators.clone();
+        net.queue.push_back((
+            self.from,
+            Input::StartHeight {
+                height: next,
+                validators,
+            },
+        ));
+        Ok(())
+    }
+
+    fn evidence(&mut self, e: Evidence) {
+        self.net.nodes[self.from].evidence.push(e);
+    }
+
+    fn answer(&mut self, input: Input) {
+        self.net.queue.push_back((self.from, input));
     }
 }

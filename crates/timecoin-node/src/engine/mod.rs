@@ -582,77 +582,8 @@ impl Engine {
     }
 
     fn execute(&mut self, outputs: Vec<Output>) {
-        for output in outputs {
-            if self.failure.is_some() {
-                return;
-            }
-            match output {
-                Output::Persist(entry) => {
-                    let height = entry.height();
-                    if let Err(e) = self.wal.append_wal(height, &entry.encode()) {
-                        // Without the record, the vote must never leave: stop here.
-                        self.fail(format!("WAL write failed: {e}"));
-                        return;
-                    }
-                    self.persisted.insert(digest(&entry.into_message()));
-                    self.stats.persists += 1;
-                }
-                Output::Broadcast(message) => {
-                    let bytes = message.encode();
-                    if !self.persisted.contains(&blake3_digest(&bytes)) {
-                        self.fail(format!(
-                            "the core broadcast a message it never asked to persist: {message:?}"
-                        ));
-                        return;
-                    }
-                    self.effects.push(Effect::Broadcast {
-                        channel: Channel::Consensus,
-                        bytes: bytes.into(),
-                    });
-                }
-                Output::ScheduleTimeout { timeout, after } => {
-                    let token = self.next_token;
-                    self.next_token += 1;
-                    self.timers.insert(token, timeout);
-                    self.set_timer(TimerId::Consensus(token), after);
-                }
-                Output::RequestProposal { height, view } => match self.build_block(height, view) {
-                    Ok(block) => {
-                        self.stats.proposed += 1;
-                        self.inputs.push_back(Input::ProposalValue {
-                            height,
-                            view,
-                            block,
-                        });
-                    }
-                    // Left unanswered, the view's propose timeout ends in a nil Prepare.
-                    Err(e) => warn!(%e, height, view, "could not build a block"),
-                },
-                Output::RequestValidity { height, block, .. } => {
-                    let valid = match self.validate_block(&block) {
-                        Ok(()) => true,
-                        Err(e) => {
-                            debug!(%e, height, "proposed block refused");
-                            false
-                        }
-                    };
-                    self.inputs.push_back(Input::Validity {
-                        height,
-                        block_hash: block.hash(),
-                        valid,
-                    });
-                }
-                Output::Decided { block, certificate } => self.apply_decided(block, certificate),
-                Output::Evidence(evidence) => {
-                    self.stats.evidence += 1;
-                    let offender = evidence.offender();
-                    warn!(%offender, "equivocation evidence");
-                    if self.offenders.len() < self.config.max_offenders {
-                        self.offenders.push(offender);
-                    }
-                }
-            }
-        }
+        // A failure is already recorded in `self.failure`, which stops the engine.
+        let _ = timecoin_consensus::dispatch(&mut EngineHost(self), outputs);
     }
 
     /// Applies a decided block durably, then tells the mempool and the registry, then moves on.
@@ -849,6 +780,112 @@ fn duration_ms(d: Duration) -> u64 {
 
 fn blake3_digest(bytes: &[u8]) -> [u8; 32] {
     *blake3::hash(bytes).as_bytes()
+}
+
+/// The engine as the core's host: the one place its outputs turn into WAL writes, broadcasts, timers,
+/// blocks and verdicts. A wrapper, so these stay private to the engine.
+struct EngineHost<'a>(&'a mut Engine);
+
+impl timecoin_consensus::Host for EngineHost<'_> {
+    /// Why the engine stopped; it is also recorded in [`Engine::failure`].
+    type Error = ();
+
+    fn persist(&mut self, entry: WalEntry) -> Result<(), ()> {
+        let engine = &mut *self.0;
+        if engine.failure.is_some() {
+            return Err(());
+        }
+        let height = entry.height();
+        if let Err(e) = engine.wal.append_wal(height, &entry.encode()) {
+            // Without the record, the vote must never leave: stop here.
+            engine.fail(format!("WAL write failed: {e}"));
+            return Err(());
+        }
+        engine.persisted.insert(digest(&entry.into_message()));
+        engine.stats.persists += 1;
+        Ok(())
+    }
+
+    fn broadcast(&mut self, message: Message) -> Result<(), ()> {
+        let engine = &mut *self.0;
+        if engine.failure.is_some() {
+            return Err(());
+        }
+        let bytes = message.encode();
+        if !engine.persisted.contains(&blake3_digest(&bytes)) {
+            engine.fail(format!(
+                "the core broadcast a message it never asked to persist: {message:?}"
+            ));
+            return Err(());
+        }
+        engine.effects.push(Effect::Broadcast {
+            channel: Channel::Consensus,
+            bytes: bytes.into(),
+        });
+        Ok(())
+    }
+
+    fn schedule(&mut self, timeout: Timeout, after: Duration) {
+        let engine = &mut *self.0;
+        let token = engine.next_token;
+        engine.next_token += 1;
+        engine.timers.insert(token, timeout);
+        engine.set_timer(TimerId::Consensus(token), after);
+    }
+
+    fn propose(&mut self, height: Height, view: timecoin_types::View) -> Option<WellFormedBlock> {
+        let engine = &mut *self.0;
+        match engine.build_block(height, view) {
+            Ok(block) => {
+                engine.stats.proposed += 1;
+                Some(block)
+            }
+            Err(e) => {
+                warn!(%e, height, view, "could not build a block");
+                None
+            }
+        }
+    }
+
+    fn validate(&mut self, height: Height, block: &WellFormedBlock) -> bool {
+        match self.0.validate_block(block) {
+            Ok(()) => true,
+            Err(e) => {
+                debug!(%e, height, "proposed block refused");
+                false
+            }
+        }
+    }
+
+    fn decided(
+        &mut self,
+        block: WellFormedBlock,
+        certificate: CommitCertificate,
+    ) -> Result<(), ()> {
+        let engine = &mut *self.0;
+        if engine.failure.is_some() {
+            return Err(());
+        }
+        engine.apply_decided(block, certificate);
+        match engine.failure {
+            Some(_) => Err(()),
+            None => Ok(()),
+        }
+    }
+
+    fn evidence(&mut self, evidence: timecoin_consensus::Evidence) {
+        let engine = &mut *self.0;
+        engine.stats.evidence += 1;
+        let offender = evidence.offender();
+        warn!(%offender, "equivocation evidence");
+        if engine.offenders.len() < engine.config.max_offenders {
+            engine.offenders.push(offender);
+        }
+    }
+
+    fn answer(&mut self, input: Input) {
+        self.0.inputs.push_back(input);
+    }
 }
 
 /// The host record holding the reward pool after each block (8 bytes, little-endian satoshis).
