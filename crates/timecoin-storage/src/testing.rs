@@ -47,6 +47,13 @@ impl BlockFactory {
         }
     }
 
+    /// The same factory with its genesis's chain parameters changed by `f`: for example rewards off
+    /// (`reward_interval = 0`) for a benchmark whose blocks carry no payout.
+    pub fn with_params(mut self, f: impl FnOnce(&mut timecoin_types::ChainParams)) -> Self {
+        f(&mut self.genesis.params);
+        self
+    }
+
     /// The chain's genesis.
     pub fn genesis(&self) -> &Genesis {
         &self.genesis
