@@ -1,7 +1,8 @@
 //! Criterion benchmarks for the TimeCoin crates; run with `cargo bench -p timecoin-benches` (one file:
 //! `--bench NAME`). Figures, with the command and machine that produced them, are in docs/BENCHMARKS.md.
 //!
-//! This library holds what every bench file shares: the run lengths and the `main` they expand to.
+//! This library holds what the bench files share: the run lengths, the `main` they expand to, and a
+//! meter of the CPU time of all threads around a timed section.
 
 pub use criterion;
 
@@ -26,4 +27,76 @@ macro_rules! bench_main {
             c.final_summary();
         }
     };
+}
+
+/// CPU time used so far by every thread of this process (Linux's per-thread schedstat, in
+/// nanoseconds), so a stage's on-CPU time can be told from its waiting (on the disk, or on other
+/// threads); zero elsewhere.
+pub fn process_cpu() -> std::time::Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return std::time::Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    std::time::Duration::from_nanos(nanos)
+}
+
+/// Wall and CPU time of one benchmark's timed sections, over every iteration criterion ran (warm-up
+/// included).
+#[derive(Debug, Default)]
+pub struct Meter {
+    /// Timed sections measured.
+    pub runs: u32,
+    /// Their wall-clock time.
+    pub wall: std::time::Duration,
+    /// The CPU time of all threads of the process during them.
+    pub cpu: std::time::Duration,
+}
+
+impl Meter {
+    /// Prints the means per run to stderr (criterion prints its own figures to stdout).
+    pub fn report(&self, name: &str) {
+        if self.runs == 0 {
+            return;
+        }
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3 / f64::from(self.runs);
+        eprintln!(
+            "{name}: {} runs, mean {:.3} ms wall, {:.3} ms CPU of all threads",
+            self.runs,
+            ms(self.wall),
+            ms(self.cpu)
+        );
+    }
+}
+
+/// Benchmarks `work` on what `prepare` returns, preparing untimed before every run, and keeps the
+/// runs' wall and CPU time in `meters` under `name`.
+pub fn metered<T>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    meters: &mut Vec<(String, Meter)>,
+    name: &str,
+    mut prepare: impl FnMut() -> T,
+    mut work: impl FnMut(T),
+) {
+    let mut meter = Meter::default();
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut total = std::time::Duration::ZERO;
+            for _ in 0..iters {
+                let input = prepare();
+                let cpu = process_cpu();
+                let start = std::time::Instant::now();
+                work(input);
+                let wall = start.elapsed();
+                meter.cpu += process_cpu().saturating_sub(cpu);
+                meter.wall += wall;
+                meter.runs += 1;
+                total += wall;
+            }
+            total
+        })
+    });
+    meters.push((name.to_owned(), meter));
 }

@@ -20,8 +20,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::measurement::WallTime;
-use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput};
+use criterion::{BatchSize, Criterion, Throughput};
+use timecoin_benches::{metered, process_cpu};
 use timecoin_consensus::{Message, ValidatorSet, WalEntry};
 use timecoin_crypto::{BatchItem, SigDomain, verify_batch_parallel};
 use timecoin_net::{Channel, NetEvent, PeerId};
@@ -79,73 +79,6 @@ fn proposed_block(
     let mut block = unsealed.into_block();
     block.header.utxo_commitment = commitment;
     block.seal()
-}
-
-/// CPU time used so far by every thread of this process (Linux's per-thread schedstat, in
-/// nanoseconds), so a stage's on-CPU time can be told from its waiting on the disk; zero elsewhere.
-fn process_cpu() -> Duration {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Duration::ZERO;
-    };
-    let nanos: u64 = tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    Duration::from_nanos(nanos)
-}
-
-/// Wall and CPU time of one benchmark's timed sections, over every iteration criterion ran (warm-up
-/// included).
-#[derive(Default)]
-struct Meter {
-    runs: u32,
-    wall: Duration,
-    cpu: Duration,
-}
-
-impl Meter {
-    fn report(&self, name: &str) {
-        if self.runs == 0 {
-            return;
-        }
-        let ms = |d: Duration| d.as_secs_f64() * 1e3 / f64::from(self.runs);
-        eprintln!(
-            "{name}: {} runs, mean {:.2} ms wall, {:.2} ms CPU of all threads",
-            self.runs,
-            ms(self.wall),
-            ms(self.cpu)
-        );
-    }
-}
-
-/// Benchmarks `work` on what `prepare` returns, preparing untimed before every run, and keeps the
-/// runs' wall and CPU time in `meters` under `name`.
-fn metered<T>(
-    group: &mut BenchmarkGroup<'_, WallTime>,
-    meters: &mut Vec<(&'static str, Meter)>,
-    name: &'static str,
-    mut prepare: impl FnMut() -> T,
-    mut work: impl FnMut(T),
-) {
-    let mut meter = Meter::default();
-    group.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let input = prepare();
-                let cpu = process_cpu();
-                let start = Instant::now();
-                work(input);
-                let wall = start.elapsed();
-                meter.cpu += process_cpu().saturating_sub(cpu);
-                meter.wall += wall;
-                meter.runs += 1;
-                total += wall;
-            }
-            total
-        })
-    });
-    meters.push((name, meter));
 }
 
 /// Local validator `me` over `store`, with heights it leads started by the bench's heartbeat rather than
