@@ -14,6 +14,7 @@
 //! [`PublicKey::from_bytes`]: crate::PublicKey::from_bytes
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use curve25519_dalek::edwards::EdwardsPoint;
@@ -30,7 +31,13 @@ fn shards() -> &'static [Shard; SHARDS] {
     CACHE.get_or_init(|| std::array::from_fn(|_| Mutex::new(HashMap::new())))
 }
 
+/// Off only in benchmarks that measure decoding keys never seen before.
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
 fn shard(bytes: &[u8; 32]) -> Option<&'static Shard> {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return None;
+    }
     // The low byte of y is uniform over keys, so shards fill evenly.
     shards().get(usize::from(bytes[0]) % SHARDS)
 }
@@ -50,6 +57,13 @@ pub(crate) fn insert(bytes: [u8; 32], point: EdwardsPoint) {
         map.clear();
     }
     map.insert(bytes, point);
+}
+
+/// Turns the memo on or off for the whole process (it starts on). Benchmarks turn it off to measure
+/// blocks whose every key is new to the node; a node has no reason to.
+#[doc(hidden)]
+pub fn set_enabled(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
 }
 
 /// Forgets every key. Benchmarks call it to measure decoding keys never seen before; a node has no
