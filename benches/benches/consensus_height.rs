@@ -29,9 +29,13 @@ use timecoin_types::{
     Vote, VotePhase, Wire,
 };
 
-/// The door's votes per rayon task (`VOTE_CHUNK` in timecoin-node's `engine/door.rs`, which is not
-/// public, so its batching is repeated here).
-const DOOR_CHUNK: usize = 64;
+/// The door's fewest votes per rayon task (`MIN_VOTE_CHUNK` in timecoin-node's `engine/door.rs`,
+/// which is not public, so its batching is repeated here): a batch is split evenly over the pool's
+/// threads, in chunks of at least this many.
+const DOOR_MIN_CHUNK: usize = 32;
+
+/// `door`'s chunk argument for the door's own split of each batch of votes.
+const DOOR: usize = 0;
 
 /// One height as validator 0 receives it: every message signed by its sender, none verified.
 struct Setup {
@@ -156,6 +160,7 @@ fn door(
     messages: Vec<Message>,
     chain: ChainId,
     set: &Arc<ValidatorSet>,
+    // Votes per rayon task, or `DOOR` for the door's own split.
     chunk: usize,
 ) -> Vec<Verified<Message>> {
     let (votes, proposals): (Vec<Message>, Vec<Message>) = messages
@@ -168,6 +173,13 @@ fn door(
             Message::Proposal(_) => unreachable!("partitioned"),
         })
         .collect();
+    let chunk = match chunk {
+        DOOR => votes
+            .len()
+            .div_ceil(rayon::current_num_threads().max(1))
+            .max(DOOR_MIN_CHUNK),
+        other => other,
+    };
     let mut chunks: Vec<(Arc<ValidatorSet>, Vec<Vote>)> = Vec::new();
     while !votes.is_empty() {
         let rest = votes.split_off(votes.len().min(chunk));
@@ -251,9 +263,7 @@ fn consensus_height(c: &mut Criterion) {
 
         // Untimed: the bench's own flow decides, with a certificate the validator set accepts and that
         // holds the validator's own Commit, so its own signing is part of every timed height.
-        let cert = run_height(&s, s.core(), s.batches(), |b| {
-            door(b, chain, &set, DOOR_CHUNK)
-        });
+        let cert = run_height(&s, s.core(), s.batches(), |b| door(b, chain, &set, DOOR));
         set.verify_certificate(&cert, chain).unwrap();
         assert_eq!(cert.height, s.height);
         let me = s.me.public_key();
@@ -271,7 +281,7 @@ fn consensus_height(c: &mut Criterion) {
             || (s.core(), s.batches()),
             |(core, batches)| {
                 black_box(run_height(&s, core, batches, |b| {
-                    door(b, chain, &set, DOOR_CHUNK)
+                    door(b, chain, &set, DOOR)
                 }));
             },
         );
@@ -296,7 +306,7 @@ fn consensus_height(c: &mut Criterion) {
             || s.batches(),
             |batches| {
                 for batch in batches {
-                    black_box(door(batch, chain, &set, DOOR_CHUNK));
+                    black_box(door(batch, chain, &set, DOOR));
                 }
             },
         );
@@ -306,7 +316,7 @@ fn consensus_height(c: &mut Criterion) {
             &format!("part_door_proposal/{n}"),
             || vec![Message::Proposal(s.proposal.clone())],
             |batch| {
-                black_box(door(batch, chain, &set, DOOR_CHUNK));
+                black_box(door(batch, chain, &set, DOOR));
             },
         );
         metered(
@@ -351,8 +361,8 @@ fn consensus_height(c: &mut Criterion) {
                 }
             },
         );
-        // Two alternatives to the door's chunks of 64: each batch split evenly over rayon's threads,
-        // and each batch checked whole (one rayon task per phase).
+        // Two alternatives to the door's split: each batch split evenly with no floor, and each batch
+        // checked whole (one rayon task per phase).
         metered(
             g,
             &mut meters,
