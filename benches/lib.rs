@@ -100,3 +100,69 @@ pub fn metered<T>(
     });
     meters.push((name.to_owned(), meter));
 }
+
+/// One height of `Genesis::local(n)` that validator 0 does not lead, with an empty block proposed by its
+/// view-0 leader: what the consensus benches feed a core.
+pub struct LocalHeight {
+    /// The chain.
+    pub chain: timecoin_crypto::ChainId,
+    /// Every validator's key; validator 0 is the core under test.
+    pub keys: Vec<timecoin_crypto::SecretKey>,
+    /// The genesis set.
+    pub validators: std::sync::Arc<timecoin_consensus::ValidatorSet>,
+    /// The height.
+    pub height: timecoin_types::Height,
+    /// An empty block on genesis at that height, by its view-0 leader.
+    pub block: timecoin_types::WellFormedBlock,
+    /// Index in `keys` of the block's proposer.
+    pub leader: usize,
+}
+
+impl LocalHeight {
+    /// The first such height of `Genesis::local(n)`.
+    ///
+    /// # Panics
+    /// On a set where validator 0 leads every height (one validator).
+    #[allow(clippy::expect_used, clippy::indexing_slicing)]
+    pub fn new(n: usize) -> Self {
+        use timecoin_types::{Block, BlockHeader, Genesis, Hash};
+        let genesis = Genesis::local(n);
+        let chain = genesis.params.chain_id;
+        let keys: Vec<_> = (0..n).map(Genesis::local_validator_key).collect();
+        let validators = std::sync::Arc::new(
+            timecoin_consensus::ValidatorSet::from_genesis(&genesis).expect("a local set"),
+        );
+        let me = keys[0].public_key();
+        let height = (1..)
+            .take(10_000)
+            .find(|h| *validators.leader(*h, 0) != me)
+            .expect("another validator leads some height");
+        let leader = keys
+            .iter()
+            .position(|k| k.public_key() == *validators.leader(height, 0))
+            .expect("the leader is a member");
+        let block = Block {
+            header: BlockHeader {
+                chain_id: chain,
+                height,
+                view: 0,
+                parent: genesis.block().hash(),
+                timestamp_ms: 1,
+                proposer: keys[leader].public_key(),
+                tx_root: Hash::ZERO,
+                witness_root: Hash::ZERO,
+                utxo_commitment: Hash::ZERO,
+            },
+            transactions: vec![],
+        }
+        .seal();
+        LocalHeight {
+            chain,
+            keys,
+            validators,
+            height,
+            block,
+            leader,
+        }
+    }
+}

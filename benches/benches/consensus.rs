@@ -9,54 +9,16 @@
     missing_docs
 )]
 
-use std::sync::Arc;
-
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use timecoin_consensus::{Config, Core, Input, Output, ValidatorSet, Verified};
-use timecoin_crypto::{ChainId, SecretKey};
-use timecoin_types::{
-    Block, BlockHeader, Genesis, Hash, Height, Proposal, Vote, VotePhase, WellFormedBlock,
-};
+use timecoin_consensus::{Config, Core, Input, Output, Verified};
+use timecoin_crypto::SecretKey;
+use timecoin_types::{Genesis, Proposal, Vote, VotePhase};
 
-struct Setup {
-    chain: ChainId,
-    keys: Vec<SecretKey>,
-    validators: Arc<ValidatorSet>,
-    block: WellFormedBlock,
-    height: Height,
-}
+/// The height every consensus bench runs (see `timecoin_benches::LocalHeight`).
+type Setup = timecoin_benches::LocalHeight;
 
 fn setup(n: usize) -> Setup {
-    let genesis = Genesis::local(n);
-    let chain = genesis.params.chain_id;
-    let keys: Vec<SecretKey> = (0..n).map(Genesis::local_validator_key).collect();
-    let validators = Arc::new(ValidatorSet::from_genesis(&genesis).unwrap());
-    // A height whose view-0 leader is not validator 0 (the core under test).
-    let me = keys[0].public_key();
-    let height = (1..).find(|h| *validators.leader(*h, 0) != me).unwrap();
-    let leader = validators.leader(height, 0);
-    let block = Block {
-        header: BlockHeader {
-            chain_id: chain,
-            height,
-            view: 0,
-            parent: genesis.block().hash(),
-            timestamp_ms: 1,
-            proposer: *leader,
-            tx_root: Hash::ZERO,
-            witness_root: Hash::ZERO,
-            utxo_commitment: Hash::ZERO,
-        },
-        transactions: vec![],
-    }
-    .seal();
-    Setup {
-        chain,
-        keys,
-        validators,
-        block,
-        height,
-    }
+    Setup::new(n)
 }
 
 fn signed_votes(s: &Setup, phase: VotePhase, skip_first: bool) -> Vec<Input> {

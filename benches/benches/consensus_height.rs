@@ -25,8 +25,7 @@ use timecoin_benches::metered;
 use timecoin_consensus::{Config, Core, Input, Message, Output, ValidatorSet, Verified};
 use timecoin_crypto::{BatchItem, SigDomain, verify_batch, verify_batch_parallel};
 use timecoin_types::{
-    Block, BlockHeader, ChainId, CommitCertificate, Genesis, Hash, Height, Proposal, SecretKey,
-    Vote, VotePhase, Wire,
+    ChainId, CommitCertificate, Genesis, Height, Proposal, SecretKey, Vote, VotePhase, Wire,
 };
 
 /// The door's fewest votes per rayon task (`MIN_VOTE_CHUNK` in timecoin-node's `engine/door.rs`,
@@ -51,32 +50,15 @@ struct Setup {
 }
 
 fn setup(n: usize) -> Setup {
-    let genesis = Genesis::local(n);
-    let chain = genesis.params.chain_id;
-    let keys: Vec<SecretKey> = (0..n).map(Genesis::local_validator_key).collect();
-    let validators = Arc::new(ValidatorSet::from_genesis(&genesis).unwrap());
-    let me = keys[0].public_key();
-    // A height validator 0 does not lead, so the proposal comes from outside.
-    let height = (1..).find(|h| *validators.leader(*h, 0) != me).unwrap();
-    let leader = keys
-        .iter()
-        .find(|k| k.public_key() == *validators.leader(height, 0))
-        .unwrap();
-    let block = Block {
-        header: BlockHeader {
-            chain_id: chain,
-            height,
-            view: 0,
-            parent: genesis.block().hash(),
-            timestamp_ms: 1,
-            proposer: leader.public_key(),
-            tx_root: Hash::ZERO,
-            witness_root: Hash::ZERO,
-            utxo_commitment: Hash::ZERO,
-        },
-        transactions: vec![],
-    }
-    .seal();
+    let timecoin_benches::LocalHeight {
+        chain,
+        keys,
+        validators,
+        height,
+        block,
+        leader,
+    } = timecoin_benches::LocalHeight::new(n);
+    let leader = &keys[leader];
     let hash = block.hash();
     let votes = |phase| -> Vec<Vote> {
         keys[1..]

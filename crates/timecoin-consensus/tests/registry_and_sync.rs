@@ -168,25 +168,29 @@ fn the_registry_refuses_blocks_out_of_order_and_never_empties_the_set() {
     assert!(registry.set_for(3).unwrap().contains(&only));
 }
 
+/// A Free-tier registration of a key derived from `h`, paid by validator 0.
+fn free_registration(h: u64) -> Transaction {
+    let k = SecretKey::from_seed(&[h as u8 + 100; 32]);
+    tx(
+        TxKind::RegisterMasternode(MasternodeRegistration {
+            tier: Tier::Free,
+            collateral: None,
+            operator_key: k.public_key(),
+        }),
+        &key(0),
+        outpoint(h as u8),
+    )
+}
+
 #[test]
 fn registry_history_is_bounded() {
     let genesis = Genesis::local(4);
     let registry = ValidatorRegistry::from_genesis(&genesis).unwrap();
     let mut parent = genesis.block();
     for h in 1..=40u64 {
-        let b = block_on(&parent, h, 0, &key(0), 0);
-        let k = SecretKey::from_seed(&[h as u8 + 100; 32]);
         let b = with_transactions(
-            b,
-            vec![tx(
-                TxKind::RegisterMasternode(MasternodeRegistration {
-                    tier: Tier::Free,
-                    collateral: None,
-                    operator_key: k.public_key(),
-                }),
-                &key(0),
-                outpoint(h as u8),
-            )],
+            block_on(&parent, h, 0, &key(0), 0),
+            vec![free_registration(h)],
         );
         registry.on_finalized(&b).unwrap();
         parent = b;
@@ -387,19 +391,7 @@ fn a_registry_restored_from_its_last_snapshot_answers_as_the_replayed_one_at_eve
     for h in 1..=50u64 {
         let mut b = block_on(&parent, h, 0, &key(0), 0);
         if changes_at.contains(&h) {
-            let k = SecretKey::from_seed(&[h as u8 + 100; 32]);
-            b = with_transactions(
-                b,
-                vec![tx(
-                    TxKind::RegisterMasternode(MasternodeRegistration {
-                        tier: Tier::Free,
-                        collateral: None,
-                        operator_key: k.public_key(),
-                    }),
-                    &key(0),
-                    outpoint(h as u8),
-                )],
-            );
+            b = with_transactions(b, vec![free_registration(h)]);
         }
         let update = live.prepare(&b).unwrap();
         let snapshot = update.snapshot();

@@ -109,25 +109,28 @@ fn with_an_empty_pool_the_heartbeat_makes_an_empty_block() {
     assert_eq!(finalized(&effects), vec![(1, 0)]);
 }
 
+/// Validator 0 with heartbeats every time, over a `ChainDb` on `disk` (kept across restarts).
+fn on_disk(genesis: &Genesis, disk: &Arc<timecoin_storage::MemoryEngine>) -> Node {
+    let mut config = NodeConfig::new(genesis);
+    config.engine.empty_block_interval = Duration::ZERO;
+    let db = ChainDb::open(
+        disk.clone(),
+        &timecoin_storage::StorageConfig::memory(),
+        genesis,
+    )
+    .unwrap();
+    NodeBuilder::new(config, genesis.clone())
+        .chain_db(db)
+        .signer(Arc::new(Genesis::local_validator_key(0)))
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn a_restarted_engine_resumes_from_its_store() {
     let genesis = Genesis::local(1);
     let engine_store = Arc::new(timecoin_storage::MemoryEngine::new());
-    let build = || {
-        let mut config = NodeConfig::new(&genesis);
-        config.engine.empty_block_interval = Duration::ZERO;
-        let db = ChainDb::open(
-            engine_store.clone(),
-            &timecoin_storage::StorageConfig::memory(),
-            &genesis,
-        )
-        .unwrap();
-        NodeBuilder::new(config, genesis.clone())
-            .chain_db(db)
-            .signer(Arc::new(Genesis::local_validator_key(0)))
-            .build()
-            .unwrap()
-    };
+    let build = || on_disk(&genesis, &engine_store);
     let mut first = build();
     assert!(finalized(&first.handle(0, Event::Start)).is_empty());
     let effects = first.handle(0, Event::Timer(TimerId::Heartbeat));
@@ -155,21 +158,7 @@ fn a_restart_reads_the_registry_and_pool_from_their_records_and_matches_a_replay
     let genesis = Genesis::local(1);
     let chain = genesis.params.chain_id;
     let disk = Arc::new(timecoin_storage::MemoryEngine::new());
-    let build = || {
-        let mut config = NodeConfig::new(&genesis);
-        config.engine.empty_block_interval = Duration::ZERO;
-        let db = ChainDb::open(
-            disk.clone(),
-            &timecoin_storage::StorageConfig::memory(),
-            &genesis,
-        )
-        .unwrap();
-        NodeBuilder::new(config, genesis.clone())
-            .chain_db(db)
-            .signer(Arc::new(Genesis::local_validator_key(0)))
-            .build()
-            .unwrap()
-    };
+    let build = || on_disk(&genesis, &disk);
     let mut node = build();
     let mut now = 0;
     node.handle(now, Event::Start);
