@@ -60,34 +60,10 @@ use bytes::Bytes;
 use timecoin_crypto::PublicKey;
 use timecoin_types::{MAX_BLOCK_BYTES, MAX_MESSAGE_BYTES, MAX_TX_BYTES};
 
-/// Errors of the network boundary.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum NetError {
-    /// A message is larger than its channel allows.
-    #[error("{len}-byte message exceeds the {channel} channel's limit of {max} bytes")]
-    TooLarge {
-        /// The channel.
-        channel: Channel,
-        /// The message's length.
-        len: usize,
-        /// The channel's limit.
-        max: usize,
-    },
-    /// The peer is not connected (a send to it is dropped, as a lost packet would be).
-    #[error("peer {0} is not connected")]
-    NotConnected(PeerId),
-    /// The outbound queue for this peer and channel is full: the message was dropped.
-    #[error("the {channel} queue to peer {peer} is full")]
-    QueueFull {
-        /// The peer.
-        peer: PeerId,
-        /// The channel.
-        channel: Channel,
-    },
-    /// The network is shut down.
-    #[error("the network is shut down")]
-    Closed,
-}
+mod error;
+pub mod frame;
+
+pub use error::{NetError, PeerError};
 
 /// A peer's identity: the node key its transport authenticated during the handshake.
 ///
@@ -100,6 +76,13 @@ impl PeerId {
     /// The node key's 32 bytes (kept unparsed: an id is compared and logged, never verified against).
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+}
+
+impl PeerId {
+    /// An id from its 32 bytes (as stored in a ban list).
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        PeerId(bytes)
     }
 }
 
