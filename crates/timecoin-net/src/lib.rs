@@ -62,8 +62,10 @@ use timecoin_types::{MAX_BLOCK_BYTES, MAX_MESSAGE_BYTES, MAX_TX_BYTES};
 
 mod error;
 pub mod frame;
+pub mod handshake;
 
 pub use error::{NetError, PeerError};
+pub use handshake::NodeIdentity;
 
 /// A peer's identity: the node key its transport authenticated during the handshake.
 ///
