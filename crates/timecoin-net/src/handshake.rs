@@ -6,8 +6,8 @@
 //!   <- e, ee, s, es           payload: Hello (encrypted)   dialer checks the same
 //!   -> s, se                  payload: empty
 //!   == both hold h, the final handshake hash; everything below is Noise transport messages ==
+//!   <- IdentityProof(responder, h)                         verified against h and the expected key
 //!   -> IdentityProof(initiator, h)                         verified against h
-//!   <- IdentityProof(responder, h)                         verified against h (and the expected key)
 //! ```
 //!
 //! XX because neither side needs to know the other's Noise key in advance: identity lives in the
@@ -389,14 +389,17 @@ pub async fn initiate<S: AsyncRead + AsyncWrite + Unpin>(
     write_record(stream, buf.get(..n).unwrap_or_default()).await?;
 
     let (mut session, hash) = finish(noise)?;
+    let proof = recv_proof(stream, &mut session).await?;
+    // Check the listener before saying who we are: a dialer that reached the wrong node leaves without
+    // revealing its identity, and the listener never counts it as a peer.
+    let mut peer = accept_proof(proof, Role::Responder, &hash, identity, expected, session)?;
     send_proof(
         stream,
-        &mut session,
+        &mut peer.cipher,
         &IdentityProof::sign(identity, Role::Initiator, &hash),
     )
     .await?;
-    let proof = recv_proof(stream, &mut session).await?;
-    accept_proof(proof, Role::Responder, &hash, identity, expected, session)
+    Ok(peer)
 }
 
 /// Answers a dialer: runs the handshake as the responder.
@@ -405,16 +408,14 @@ pub async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
     identity: &NodeIdentity,
 ) -> Result<Authenticated, PeerError> {
     let (mut session, hash) = respond_noise(stream, identity).await?;
-    let proof = recv_proof(stream, &mut session).await?;
-    // Verify before answering, so a dialer that fails learns nothing it did not already know.
-    let mut peer = accept_proof(proof, Role::Initiator, &hash, identity, None, session)?;
     send_proof(
         stream,
-        &mut peer.cipher,
+        &mut session,
         &IdentityProof::sign(identity, Role::Responder, &hash),
     )
     .await?;
-    Ok(peer)
+    let proof = recv_proof(stream, &mut session).await?;
+    accept_proof(proof, Role::Initiator, &hash, identity, None, session)
 }
 
 /// The Noise part of the responder's side, up to the final handshake hash.
@@ -633,9 +634,9 @@ mod tests {
         let wanted = identity(3, 7, 0).peer_id();
         let (d, _) = run(&identity(2, 7, 0), &ours, Some(wanted)).await;
         assert!(matches!(d, Err(PeerError::UnexpectedPeer { .. })), "{d:?}");
-        // The listener checks first, so it is the one that notices it reached itself.
-        let (_, l) = run(&ours, &identity(1, 7, 0), None).await;
-        assert!(matches!(l, Err(PeerError::SelfConnection)), "{l:?}");
+        // The dialer checks first, so it is the one that notices it reached itself.
+        let (d, _) = run(&ours, &identity(1, 7, 0), None).await;
+        assert!(matches!(d, Err(PeerError::SelfConnection)), "{d:?}");
     }
 
     #[tokio::test]
@@ -662,6 +663,7 @@ mod tests {
                 let n = noise.write_message(&[], &mut buf).unwrap();
                 write_record(&mut a, &buf[..n]).await.unwrap();
                 let (mut session, hash) = finish(noise).unwrap();
+                let recorded = recv_proof(&mut a, &mut session).await.unwrap();
                 send_proof(
                     &mut a,
                     &mut session,
@@ -669,7 +671,7 @@ mod tests {
                 )
                 .await
                 .unwrap();
-                recv_proof(&mut a, &mut session).await.unwrap()
+                recorded
             };
             let (recorded, victim_side) = tokio::join!(attack, respond(&mut b, &victim));
             assert!(victim_side.is_ok());
@@ -681,7 +683,6 @@ mod tests {
         let (mut a, mut b) = tokio::io::duplex(4096);
         let impersonate = async {
             let (mut session, _hash) = respond_noise(&mut b, &attacker).await.unwrap();
-            let _ = recv_proof(&mut b, &mut session).await.unwrap();
             send_proof(&mut b, &mut session, &recorded).await.unwrap();
         };
         let (dialed, ()) = tokio::join!(
