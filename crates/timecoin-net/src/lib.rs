@@ -60,12 +60,26 @@ use bytes::Bytes;
 use timecoin_crypto::PublicKey;
 use timecoin_types::{MAX_BLOCK_BYTES, MAX_MESSAGE_BYTES, MAX_TX_BYTES};
 
+pub mod bans;
+pub mod compress;
+mod config;
 mod error;
 pub mod frame;
+pub mod gossip;
 pub mod handshake;
+pub mod limits;
+#[cfg(test)]
+mod loopback_tests;
+mod network;
+pub mod peers;
+mod session;
+mod transport;
 
+pub use config::{ChannelRate, DEFAULT_PORT, NetConfig, SeedPeer};
 pub use error::{NetError, PeerError};
 pub use handshake::NodeIdentity;
+pub use network::{NetStats, PeerNetwork, TcpNetwork};
+pub use transport::{TcpTransport, Transport};
 
 /// A peer's identity: the node key its transport authenticated during the handshake.
 ///
