@@ -1,6 +1,8 @@
 //! The shipping session code over turmoil's simulated TCP: a partition, and the heal after it, in
 //! simulated time (so the test takes milliseconds of wall time whatever the timeouts).
 
+#![allow(clippy::unwrap_used)]
+
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
