@@ -454,3 +454,53 @@ fn resident_bytes() -> usize {
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<usize>().ok())
         .map_or(0, |pages| pages * 4096)
 }
+
+#[tokio::test]
+async fn consensus_over_its_rate_is_slowed_not_dropped() {
+    let (victim, mut victim_events, honest, _honest_events) = victim_with_honest_peer(NetConfig {
+        consensus_rate: ChannelRate {
+            per_second: 200,
+            burst: 20,
+        },
+        ..config()
+    })
+    .await;
+    for i in 0..100u32 {
+        honest
+            .send(
+                &id(1),
+                Channel::Consensus,
+                Bytes::copy_from_slice(&i.to_le_bytes()),
+            )
+            .unwrap();
+    }
+    for i in 0..100u32 {
+        let (_, bytes) = message(&mut victim_events, Channel::Consensus).await;
+        assert_eq!(&bytes[..], &i.to_le_bytes(), "in order, none lost");
+    }
+    assert_eq!(victim.peers(), vec![id(2)]);
+    assert_eq!(victim.stats().bans, 0);
+}
+
+#[tokio::test]
+async fn a_peer_that_never_reads_fills_only_its_own_queue() {
+    let (victim, mut victim_events, _honest, mut honest_events) =
+        victim_with_honest_peer(config()).await;
+    // It completes the handshake, then neither reads nor writes.
+    let (_stuck, _state, _nonce) = handshaken_attacker(9, victim.local_addr().unwrap()).await;
+    joined(&mut victim_events, id(9)).await;
+    let block = Bytes::from(vec![0u8; 4 * 1024 * 1024]);
+    let mut refused = None;
+    for _ in 0..64 {
+        if let Err(e) = victim.send(&id(9), Channel::Sync, block.clone()) {
+            refused = Some(e);
+            break;
+        }
+    }
+    assert!(
+        matches!(refused, Some(crate::NetError::QueueFull { .. })),
+        "{refused:?}"
+    );
+    assert!(victim.stats().queued_bytes <= crate::peers::MAX_QUEUED_BYTES_PER_PEER);
+    honest_link_still_works(&victim, &mut honest_events).await;
+}

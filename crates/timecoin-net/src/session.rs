@@ -99,16 +99,23 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 Ok(Some(Frame::Keepalive)) => continue,
                 Ok(Some(Frame::Message { channel, bytes })) => (channel, bytes),
             };
-            let limiter = limiters.get(usize::from(channel.priority()));
-            if let Some(Err(not_until)) = limiter.map(|l| l.check()) {
-                match over_quota(channel) {
-                    OverQuota::Drop => {
-                        peers.penalize(link, Misbehavior::Spam);
-                        continue;
+            if let Some(limiter) = limiters.get(usize::from(channel.priority())) {
+                let mut admitted = true;
+                while let Err(not_until) = limiter.check() {
+                    match over_quota(channel) {
+                        OverQuota::Drop => {
+                            peers.penalize(link, Misbehavior::Spam);
+                            admitted = false;
+                            break;
+                        }
+                        // Not reading is what slows the peer: its bytes wait in the socket buffers.
+                        OverQuota::BackPressure => {
+                            tokio::time::sleep(not_until.wait_time_from(clock.now())).await;
+                        }
                     }
-                    OverQuota::BackPressure => {
-                        tokio::time::sleep(not_until.wait_time_from(clock.now())).await;
-                    }
+                }
+                if !admitted {
+                    continue;
                 }
             }
             if let Some(event) = peers.receive(link, channel, bytes)
