@@ -54,11 +54,22 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 println!("{who}: {peer} joined (masternode operator: {masternode:?})");
                 let net = if who == "alice" { &alice } else { &bob };
                 for channel in Channel::ALL {
-                    net.send(&peer, channel, Bytes::from(format!("hello from {who} on {channel}")))?;
+                    net.send(
+                        &peer,
+                        channel,
+                        Bytes::from(format!("hello from {who} on {channel}")),
+                    )?;
                 }
             }
-            NetEvent::Message { from, channel, bytes } => {
-                println!("{who}: {from} on {channel}: {}", String::from_utf8_lossy(&bytes));
+            NetEvent::Message {
+                from,
+                channel,
+                bytes,
+            } => {
+                println!(
+                    "{who}: {from} on {channel}: {}",
+                    String::from_utf8_lossy(&bytes)
+                );
                 heard += 1;
             }
             NetEvent::Left(peer) => println!("{who}: {peer} left"),
