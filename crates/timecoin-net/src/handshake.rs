@@ -356,6 +356,29 @@ impl Authenticated {
     pub fn peer(&self) -> PeerId {
         PeerId::from(self.node_key)
     }
+
+    /// Encrypts a run of frames into records (`u16 length || ciphertext`, one per 65,519 bytes of
+    /// plaintext) in `out`, exactly as a session's writer does; for tools and benchmarks that drive a
+    /// session by hand.
+    pub fn seal(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), PeerError> {
+        crate::session::seal(
+            &self.cipher.state,
+            &mut self.cipher.send_nonce,
+            plaintext,
+            out,
+        )
+    }
+
+    /// Decrypts one record's body (without its length prefix) into `out`, which must hold
+    /// 65,535 bytes; returns the plaintext's length.
+    pub fn open(&mut self, record: &[u8], out: &mut [u8]) -> Result<usize, PeerError> {
+        let n = self
+            .cipher
+            .state
+            .read_message(self.cipher.recv_nonce, record, out)?;
+        self.cipher.recv_nonce += 1;
+        Ok(n)
+    }
 }
 
 /// Noise transport keys with a nonce counter per direction. The handshake's proofs used nonce 0 of
@@ -694,6 +717,54 @@ mod tests {
             "{:?}",
             dialed.err()
         );
+    }
+
+    #[tokio::test]
+    async fn a_frame_larger_than_a_noise_message_crosses_in_several_records() {
+        use crate::Channel;
+        use crate::frame::{Frame, FrameDecoder, NOISE_MAX_MESSAGE_BYTES, encode_message};
+
+        let (d, l) = run(&identity(1, 7, 0), &identity(2, 7, 0), None).await;
+        let (mut sender, mut receiver) = (d.unwrap(), l.unwrap());
+        let body: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let mut plain = bytes::BytesMut::new();
+        encode_message(Channel::Sync, &body, &mut plain).unwrap();
+        encode_message(Channel::Consensus, b"vote", &mut plain).unwrap();
+        let mut sealed = Vec::new();
+        sender.seal(&plain, &mut sealed).unwrap();
+
+        let mut decoder = FrameDecoder::new();
+        let mut out = vec![0u8; NOISE_MAX_MESSAGE_BYTES];
+        let mut rest = &sealed[..];
+        let mut records = 0;
+        while let Some((len, tail)) = rest.split_first_chunk::<2>() {
+            let len = u16::from_be_bytes(*len) as usize;
+            let n = receiver.open(&tail[..len], &mut out).unwrap();
+            decoder.feed(&out[..n]);
+            rest = &tail[len..];
+            records += 1;
+        }
+        assert_eq!(
+            records, 4,
+            "200 kB in records of at most 65,519 bytes of plaintext"
+        );
+        assert_eq!(
+            decoder.next_frame().unwrap(),
+            Some(Frame::Message {
+                channel: Channel::Sync,
+                bytes: body.into()
+            })
+        );
+        assert!(matches!(
+            decoder.next_frame().unwrap(),
+            Some(Frame::Message {
+                channel: Channel::Consensus,
+                ..
+            })
+        ));
+        // Replaying a record: the receiver's nonce has moved on, so it does not decrypt.
+        let first_len = u16::from_be_bytes([sealed[0], sealed[1]]) as usize;
+        assert!(receiver.open(&sealed[2..2 + first_len], &mut out).is_err());
     }
 
     #[test]
