@@ -147,14 +147,9 @@ pub async fn read_record<R: AsyncRead + Unpin>(
     buf: &mut [u8],
 ) -> Result<usize, PeerError> {
     let len = usize::from(reader.read_u16().await?);
+    // Only the handshake's limit can be hit: a session record's limit is the most a u16 can say.
     if len > max {
-        return Err(if max == HANDSHAKE_RECORD_MAX_BYTES {
-            PeerError::HandshakeFrameTooLarge { len, max }
-        } else {
-            // A transport record over 65,535 cannot be expressed in a u16, so only the handshake
-            // limit is ever hit; keep a sensible error for any other caller.
-            PeerError::MalformedHandshake("record over its limit")
-        });
+        return Err(PeerError::HandshakeFrameTooLarge { len, max });
     }
     let body = buf.get_mut(..len).ok_or(PeerError::MalformedHandshake(
         "record buffer shorter than its limit",
