@@ -24,9 +24,10 @@
 //! is caught there.
 
 use timecoin_crypto::{ChainId, Hash, PublicKey, SecretKey, SigDomain, Signature};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use crate::frame::{HANDSHAKE_RECORD_MAX_BYTES, NOISE_TAG_BYTES, read_record, write_record};
+use crate::cipher::{Opener, Sealer};
+use crate::frame::{HANDSHAKE_RECORD_MAX_BYTES, read_record, write_record};
 use crate::{PeerError, PeerId};
 
 /// The protocol version this build speaks. A peer with another version is refused.
@@ -338,8 +339,7 @@ pub struct Authenticated {
     pub node_key: PublicKey,
     /// Its operator key, if it proved one.
     pub masternode: Option<PublicKey>,
-    /// The session's keys.
-    pub(crate) cipher: NoiseSession,
+    keys: NoiseSession,
 }
 
 impl std::fmt::Debug for Authenticated {
@@ -361,32 +361,26 @@ impl Authenticated {
     /// plaintext) in `out`, exactly as a session's writer does; for tools and benchmarks that drive a
     /// session by hand.
     pub fn seal(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), PeerError> {
-        crate::session::seal(
-            &self.cipher.state,
-            &mut self.cipher.send_nonce,
-            plaintext,
-            out,
-        )
+        self.keys.sealer.seal(plaintext, out)
     }
 
     /// Decrypts one record's body (without its length prefix) into `out`, which must hold
     /// 65,535 bytes; returns the plaintext's length.
     pub fn open(&mut self, record: &[u8], out: &mut [u8]) -> Result<usize, PeerError> {
-        let n = self
-            .cipher
-            .state
-            .read_message(self.cipher.recv_nonce, record, out)?;
-        self.cipher.recv_nonce += 1;
-        Ok(n)
+        self.keys.opener.open(record, out)
+    }
+
+    /// The session's keys, one half for its writer and one for its reader.
+    pub(crate) fn into_keys(self) -> (Sealer, Opener) {
+        (self.keys.sealer, self.keys.opener)
     }
 }
 
-/// Noise transport keys with a nonce counter per direction. The handshake's proofs used nonce 0 of
-/// each direction.
-pub(crate) struct NoiseSession {
-    pub(crate) state: snow::StatelessTransportState,
-    pub(crate) send_nonce: u64,
-    pub(crate) recv_nonce: u64,
+/// Noise transport keys, a nonce counter per direction. The handshake's proofs use nonce 0 of each
+/// direction; the session goes on from 1.
+struct NoiseSession {
+    sealer: Sealer,
+    opener: Opener,
 }
 
 /// Dials: runs the handshake as the initiator and, if `expected` is set, refuses a peer that proves any
@@ -418,7 +412,7 @@ pub async fn initiate<S: AsyncRead + AsyncWrite + Unpin>(
     let mut peer = accept_proof(proof, Role::Responder, &hash, identity, expected, session)?;
     send_proof(
         stream,
-        &mut peer.cipher,
+        &mut peer.keys,
         &IdentityProof::sign(identity, Role::Initiator, &hash),
     )
     .await?;
@@ -488,15 +482,8 @@ fn finish(
         .get_handshake_hash()
         .try_into()
         .map_err(|_| PeerError::MalformedHandshake("unexpected handshake hash length"))?;
-    let state = noise.into_stateless_transport_mode()?;
-    Ok((
-        NoiseSession {
-            state,
-            send_nonce: 0,
-            recv_nonce: 0,
-        },
-        hash,
-    ))
+    let (sealer, opener) = crate::cipher::split(noise.into_stateless_transport_mode()?);
+    Ok((NoiseSession { sealer, opener }, hash))
 }
 
 fn accept_proof(
@@ -505,7 +492,7 @@ fn accept_proof(
     hash: &[u8],
     identity: &NodeIdentity,
     expected: Option<PeerId>,
-    cipher: NoiseSession,
+    keys: NoiseSession,
 ) -> Result<Authenticated, PeerError> {
     let actual = PeerId::from(proof.node_key);
     if let Some(expected) = expected
@@ -520,7 +507,7 @@ fn accept_proof(
     Ok(Authenticated {
         node_key: proof.node_key,
         masternode: proof.operator.map(|(key, _)| key),
-        cipher,
+        keys,
     })
 }
 
@@ -529,21 +516,11 @@ async fn send_proof<S: AsyncWrite + Unpin>(
     session: &mut NoiseSession,
     proof: &IdentityProof,
 ) -> Result<(), PeerError> {
-    send_sealed(stream, session, &proof.encode()).await
-}
-
-/// Encrypts `plaintext` as one record with the next send nonce.
-pub(crate) async fn send_sealed<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    session: &mut NoiseSession,
-    plaintext: &[u8],
-) -> Result<(), PeerError> {
-    let mut buf = vec![0u8; plaintext.len() + NOISE_TAG_BYTES];
-    let n = session
-        .state
-        .write_message(session.send_nonce, plaintext, &mut buf)?;
-    session.send_nonce += 1;
-    write_record(stream, buf.get(..n).unwrap_or_default()).await
+    let mut records = Vec::new();
+    session.sealer.seal(&proof.encode(), &mut records)?;
+    stream.write_all(&records).await?;
+    stream.flush().await?;
+    Ok(())
 }
 
 async fn recv_proof<S: AsyncRead + Unpin>(
@@ -562,12 +539,9 @@ async fn recv_sealed<S: AsyncRead + Unpin>(
     let mut buf = [0u8; HANDSHAKE_RECORD_MAX_BYTES];
     let mut plain = [0u8; HANDSHAKE_RECORD_MAX_BYTES];
     let n = read_record(stream, HANDSHAKE_RECORD_MAX_BYTES, &mut buf).await?;
-    let p = session.state.read_message(
-        session.recv_nonce,
-        buf.get(..n).unwrap_or_default(),
-        &mut plain,
-    )?;
-    session.recv_nonce += 1;
+    let p = session
+        .opener
+        .open(buf.get(..n).unwrap_or_default(), &mut plain)?;
     Ok(plain.get(..p).unwrap_or_default().to_vec())
 }
 

@@ -106,6 +106,7 @@ use timecoin_crypto::PublicKey;
 use timecoin_types::{MAX_BLOCK_BYTES, MAX_MESSAGE_BYTES, MAX_TX_BYTES};
 
 pub mod bans;
+mod cipher;
 pub mod compress;
 mod config;
 mod error;

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::Receiver;
 
-use crate::handshake::{self, NodeIdentity};
+use crate::handshake::{self, Authenticated, NodeIdentity};
 use crate::{Channel, ChannelRate, NetConfig, NetEvent, Network, PeerId, SeedPeer, TcpNetwork};
 
 const CHAIN: ChainId = ChainId(7);
@@ -148,16 +148,13 @@ async fn honest_link_still_works(victim: &TcpNetwork, honest_events: &mut Receiv
     assert_eq!((from, &bytes[..]), (id(1), &b"still here"[..]));
 }
 
-/// Runs the real handshake as a dialer, then hands back the socket and its cipher.
-async fn handshaken_attacker(
-    seed: u8,
-    addr: SocketAddr,
-) -> (TcpStream, snow::StatelessTransportState, u64) {
+/// Runs the real handshake as a dialer, then hands back the socket and its keys.
+async fn handshaken_attacker(seed: u8, addr: SocketAddr) -> (TcpStream, Authenticated) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let auth = handshake::initiate(&mut stream, &identity(seed), None)
         .await
         .unwrap();
-    (stream, auth.cipher.state, auth.cipher.send_nonce)
+    (stream, auth)
 }
 
 /// Waits until the other end closes the socket.
@@ -268,7 +265,7 @@ async fn a_masternode_proves_its_operator_key_on_join() {
 async fn peers_that_say_nothing_are_closed_and_keepalives_keep_honest_ones() {
     let (victim, mut victim_events, _honest, mut honest_events) =
         victim_with_honest_peer(config()).await;
-    let (mut silent, _state, _nonce) = handshaken_attacker(9, victim.local_addr().unwrap()).await;
+    let (mut silent, _keys) = handshaken_attacker(9, victim.local_addr().unwrap()).await;
     joined(&mut victim_events, id(9)).await;
     // The victim's idle timeout is 1 s; the honest peer's keepalives arrive every 200 ms.
     closed_by_peer(&mut silent).await;
@@ -281,15 +278,14 @@ async fn peers_that_say_nothing_are_closed_and_keepalives_keep_honest_ones() {
 async fn an_oversized_length_prefix_closes_only_that_peer() {
     let (victim, mut victim_events, _honest, mut honest_events) =
         victim_with_honest_peer(config()).await;
-    let (mut attacker, state, mut nonce) =
-        handshaken_attacker(9, victim.local_addr().unwrap()).await;
+    let (mut attacker, mut keys) = handshaken_attacker(9, victim.local_addr().unwrap()).await;
     joined(&mut victim_events, id(9)).await;
     // Only a header: it claims one byte more than the transactions channel allows.
     let mut plain = BytesMut::new();
     plain.put_u32((Channel::Transactions.max_message_bytes() + 1) as u32);
     plain.put_u8(Channel::Transactions.tag());
     let mut sealed = Vec::new();
-    crate::session::seal(&state, &mut nonce, &plain, &mut sealed).unwrap();
+    keys.seal(&plain, &mut sealed).unwrap();
     attacker.write_all(&sealed).await.unwrap();
     closed_by_peer(&mut attacker).await;
     left(&mut victim_events, id(9)).await;
@@ -309,7 +305,7 @@ async fn garbage_before_or_after_the_handshake_closes_only_that_peer() {
     closed_by_peer(&mut raw).await;
 
     // After: a record that does not decrypt.
-    let (mut attacker, _state, _nonce) = handshaken_attacker(9, addr).await;
+    let (mut attacker, _keys) = handshaken_attacker(9, addr).await;
     joined(&mut victim_events, id(9)).await;
     attacker.write_all(&[0, 32]).await.unwrap();
     attacker.write_all(&[0x5a; 32]).await.unwrap();
@@ -487,7 +483,7 @@ async fn a_peer_that_never_reads_fills_only_its_own_queue() {
     let (victim, mut victim_events, _honest, mut honest_events) =
         victim_with_honest_peer(config()).await;
     // It completes the handshake, then neither reads nor writes.
-    let (_stuck, _state, _nonce) = handshaken_attacker(9, victim.local_addr().unwrap()).await;
+    let (_stuck, _keys) = handshaken_attacker(9, victim.local_addr().unwrap()).await;
     joined(&mut victim_events, id(9)).await;
     let block = Bytes::from(vec![0u8; 4 * 1024 * 1024]);
     let mut refused = None;

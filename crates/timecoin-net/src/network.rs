@@ -109,7 +109,7 @@ impl<T: Transport> PeerNetwork<T> {
             .transport
             .local_addr()
             .map_err(|e| NetError::Listen {
-                addr: self.shared.peers.config.listen,
+                addr: self.shared.peers.config().listen,
                 reason: e.to_string(),
             })
     }
@@ -150,19 +150,19 @@ impl<T: Transport> PeerNetwork<T> {
     /// The network's counters now.
     pub fn stats(&self) -> NetStats {
         let peers = &self.shared.peers;
-        let (inbound, outbound) = peers.limits.peers();
+        let (inbound, outbound) = peers.limits().peers();
         NetStats {
             inbound,
             outbound,
-            handshakes: peers.limits.handshakes(),
+            handshakes: peers.limits().handshakes(),
             queued_bytes: peers.queued_bytes(),
-            bans: peers.bans.len(),
+            bans: peers.bans().len(),
         }
     }
 
     /// Closes every connection and stops accepting and dialing.
     pub fn shutdown(&self) {
-        self.shared.peers.shutdown.cancel();
+        self.shared.peers.shut_down();
     }
 }
 
@@ -180,7 +180,7 @@ async fn accept_loop<T: Transport>(shared: Arc<Shared<T>>) {
     let peers = Arc::clone(&shared.peers);
     loop {
         let accepted = tokio::select! {
-            () = peers.shutdown.cancelled() => return,
+            () = peers.shutting_down() => return,
             accepted = shared.transport.accept() => accepted,
         };
         let (stream, addr) = match accepted {
@@ -196,7 +196,7 @@ async fn accept_loop<T: Transport>(shared: Arc<Shared<T>>) {
             tracing::debug!(%addr, "refused a banned address");
             continue;
         }
-        let slot = match peers.limits.start_inbound_handshake(addr.ip()) {
+        let slot = match peers.limits().start_inbound_handshake(addr.ip()) {
             Ok(slot) => slot,
             Err(e) => {
                 tracing::debug!(%addr, %e, "refused an inbound connection");
@@ -206,7 +206,7 @@ async fn accept_loop<T: Transport>(shared: Arc<Shared<T>>) {
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let mut stream = stream;
-            let timeout = shared.peers.config.handshake_timeout;
+            let timeout = shared.peers.config().handshake_timeout;
             let auth =
                 tokio::time::timeout(timeout, handshake::respond(&mut stream, &shared.identity))
                     .await
@@ -227,9 +227,9 @@ async fn accept_loop<T: Transport>(shared: Arc<Shared<T>>) {
 }
 
 async fn seed_loop<T: Transport>(shared: Arc<Shared<T>>, seed: SeedPeer) {
-    let interval = shared.peers.config.redial_interval;
+    let interval = shared.peers.config().redial_interval;
     loop {
-        if shared.peers.shutdown.is_cancelled() {
+        if shared.peers.is_shut_down() {
             return;
         }
         let already = seed.key.is_some_and(|k| shared.peers.get(&k).is_some());
@@ -237,7 +237,7 @@ async fn seed_loop<T: Transport>(shared: Arc<Shared<T>>, seed: SeedPeer) {
             tracing::info!(addr = %seed.addr, %e, "seed connection ended");
         }
         tokio::select! {
-            () = shared.peers.shutdown.cancelled() => return,
+            () = shared.peers.shutting_down() => return,
             () = tokio::time::sleep(interval) => {}
         }
     }
@@ -253,8 +253,8 @@ async fn connect<T: Transport>(
     if peers.is_banned(expected.as_ref(), &addr) {
         return Err(PeerError::Banned);
     }
-    let address = peers.limits.start_outbound(addr.ip())?;
-    let timeout = peers.config.handshake_timeout;
+    let address = peers.limits().start_outbound(addr.ip())?;
+    let timeout = peers.config().handshake_timeout;
     let auth = tokio::time::timeout(timeout, async {
         let mut stream = shared.transport.dial(addr).await?;
         let auth = handshake::initiate(&mut stream, &shared.identity, expected).await?;
@@ -283,7 +283,9 @@ async fn run_peer<T: Transport>(
     let current_masternode = auth
         .masternode
         .is_some_and(|k| peers.is_current_masternode(&k));
-    let _slot = peers.limits.admit(address, direction, current_masternode)?;
+    let _slot = peers
+        .limits()
+        .admit(address, direction, current_masternode)?;
     let connection = shared.next_connection.fetch_add(1, Ordering::Relaxed);
     let (link, outbox) = PeerLink::new(
         id,
@@ -291,7 +293,7 @@ async fn run_peer<T: Transport>(
         direction,
         auth.masternode,
         connection,
-        peers.shutdown.child_token(),
+        peers.link_token(),
     );
     peers.insert(Arc::clone(&link))?;
     tracing::info!(peer = %id, %addr, ?direction, masternode = auth.masternode.is_some(), "peer joined");
@@ -299,12 +301,14 @@ async fn run_peer<T: Transport>(
         peer: id,
         masternode: auth.masternode,
     };
-    let why = if peers.events.send(joined).await.is_err() {
+    let why = if !peers.deliver(joined).await {
         PeerError::Shutdown
     } else {
+        let (sealer, opener) = auth.into_keys();
         crate::session::run(
             stream,
-            auth.cipher,
+            sealer,
+            opener,
             Arc::clone(&link),
             outbox,
             Arc::clone(peers),
@@ -315,6 +319,6 @@ async fn run_peer<T: Transport>(
         peers.penalize(&link, offence);
     }
     peers.remove(&link);
-    let _ = peers.events.send(NetEvent::Left(id)).await;
+    peers.deliver(NetEvent::Left(id)).await;
     Err(why)
 }

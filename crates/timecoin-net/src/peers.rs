@@ -62,14 +62,14 @@ pub struct PeerLink {
     /// Its proven operator key, if any.
     pub masternode: Option<PublicKey>,
     /// Tells this connection from a later one to the same peer.
-    pub(crate) connection: u64,
+    connection: u64,
     queues: [mpsc::Sender<Bytes>; 3],
     queued_bytes: AtomicUsize,
     score: AtomicU32,
     /// Digests this peer is known to hold. Bound: [`KNOWN_PER_PEER`].
     known: Mutex<BoundedSet>,
     /// Cancelled to close the connection (a ban, a shutdown).
-    pub(crate) close: CancellationToken,
+    close: CancellationToken,
 }
 
 /// The receiving ends of a link's queues, owned by its writer.
@@ -144,6 +144,16 @@ impl PeerLink {
         self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
     }
 
+    /// Asks the session to close.
+    pub fn close(&self) {
+        self.close.cancel();
+    }
+
+    /// Resolves once the session is asked to close.
+    pub(crate) async fn closing(&self) {
+        self.close.cancelled().await;
+    }
+
     /// Bytes waiting to be written to this peer.
     pub fn queued_bytes(&self) -> usize {
         self.queued_bytes.load(Ordering::Acquire)
@@ -162,9 +172,9 @@ impl PeerLink {
 
 /// The shared state of one network's peers.
 pub struct Peers {
-    pub(crate) config: NetConfig,
-    pub(crate) limits: Arc<ConnectionLimits>,
-    pub(crate) bans: Arc<BanList>,
+    config: NetConfig,
+    limits: Arc<ConnectionLimits>,
+    bans: Arc<BanList>,
     /// Connected peers. Bound: one entry per admitted connection, so the slot limits
     /// ([`NetConfig::max_peers`]).
     table: DashMap<PeerId, Arc<PeerLink>>,
@@ -173,8 +183,9 @@ pub struct Peers {
     digester: Digester,
     /// Transactions already delivered to the engine. Bound: [`SEEN_TRANSACTIONS`].
     seen_transactions: Mutex<BoundedSet>,
-    pub(crate) events: mpsc::Sender<NetEvent>,
-    pub(crate) shutdown: CancellationToken,
+    events: mpsc::Sender<NetEvent>,
+    /// Cancelled when the network shuts down; every link's token is a child of it.
+    shutdown: CancellationToken,
 }
 
 impl Peers {
@@ -195,6 +206,46 @@ impl Peers {
             events,
             shutdown: CancellationToken::new(),
         })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NetConfig {
+        &self.config
+    }
+
+    /// The connection slots.
+    pub fn limits(&self) -> &Arc<ConnectionLimits> {
+        &self.limits
+    }
+
+    /// The ban list.
+    pub fn bans(&self) -> &BanList {
+        &self.bans
+    }
+
+    /// Hands an event to the engine, waiting while its queue is full; false once the engine is gone.
+    pub(crate) async fn deliver(&self, event: NetEvent) -> bool {
+        self.events.send(event).await.is_ok()
+    }
+
+    /// Stops everything: every link closes, and no more are accepted or dialed.
+    pub fn shut_down(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Whether [`shut_down`](Self::shut_down) was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// Resolves once the network shuts down.
+    pub(crate) async fn shutting_down(&self) {
+        self.shutdown.cancelled().await;
+    }
+
+    /// A token for a new link, cancelled with the network.
+    pub(crate) fn link_token(&self) -> CancellationToken {
+        self.shutdown.child_token()
     }
 
     /// Whether `operator` is in the current masternode set.
@@ -244,7 +295,7 @@ impl Peers {
     /// Queues `message` to one peer.
     pub fn send(&self, to: &PeerId, channel: Channel, message: Bytes) -> Result<(), NetError> {
         channel.check_len(message.len())?;
-        if self.shutdown.is_cancelled() {
+        if self.is_shut_down() {
             return Err(NetError::Closed);
         }
         let link = self.get(to).ok_or(NetError::NotConnected(*to))?;
@@ -255,7 +306,7 @@ impl Peers {
     /// peer it came from). A full queue drops the message for that peer only.
     pub fn broadcast(&self, channel: Channel, message: Bytes) -> Result<(), NetError> {
         channel.check_len(message.len())?;
-        if self.shutdown.is_cancelled() {
+        if self.is_shut_down() {
             return Err(NetError::Closed);
         }
         let digest = self.digester.digest(channel, &message);
@@ -313,7 +364,7 @@ impl Peers {
                 targets.push(BanTarget::Ip(link.addr.ip()));
             }
             self.bans.ban(&targets, self.config.ban_duration);
-            link.close.cancel();
+            link.close();
         } else {
             tracing::debug!(peer = %link.id, score = after, ?offence, "peer misbehaved");
         }

@@ -2,8 +2,8 @@
 //! rate-limits and delivers them, and a writer that drains the peer's queues in priority order, batches
 //! small frames into one record and sends keepalives.
 //!
-//! The two halves share only the Noise keys (each direction has its own nonce counter, so the stateless
-//! Noise state needs no lock) and the link. Whichever half stops first ends the session.
+//! The two halves share only the link; each owns its direction of the Noise keys. Whichever half stops
+//! first ends the session.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -13,11 +13,11 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
+use crate::cipher::{Opener, Sealer};
 use crate::frame::{
-    Frame, FrameDecoder, NOISE_MAX_MESSAGE_BYTES, NOISE_TAG_BYTES, RECORD_MAX_PLAINTEXT_BYTES,
-    encode_keepalive, encode_message, read_record,
+    Frame, FrameDecoder, NOISE_MAX_MESSAGE_BYTES, RECORD_MAX_PLAINTEXT_BYTES, encode_keepalive,
+    encode_message, read_record,
 };
-use crate::handshake::NoiseSession;
 use crate::peers::{Outbox, OverQuota, PeerLink, Peers, over_quota};
 use crate::{Channel, Misbehavior, NetConfig, PeerError};
 
@@ -28,29 +28,24 @@ pub(crate) const BATCH_BYTES: usize = 4 * RECORD_MAX_PLAINTEXT_BYTES;
 /// Runs the session until either half stops, and says why.
 pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     stream: S,
-    cipher: NoiseSession,
+    sealer: Sealer,
+    opener: Opener,
     link: Arc<PeerLink>,
     outbox: Outbox,
     peers: Arc<Peers>,
 ) -> PeerError {
     let (reader, writer) = tokio::io::split(stream);
-    let NoiseSession {
-        state,
-        send_nonce,
-        recv_nonce,
-    } = cipher;
-    let state = Arc::new(state);
-    let read = read_loop(reader, Arc::clone(&state), recv_nonce, &link, &peers);
-    let write = write_loop(writer, state, send_nonce, outbox, &link, &peers.config);
+    let read = read_loop(reader, opener, &link, &peers);
+    let write = write_loop(writer, sealer, outbox, &link, peers.config());
     let why = tokio::select! {
         why = read => why,
         why = write => why,
-        () = link.close.cancelled() => {
+        () = link.closing() => {
             let score = link.score();
             if score >= crate::peers::BAN_SCORE { PeerError::ScoreExceeded(score) } else { PeerError::Shutdown }
         }
     };
-    link.close.cancel();
+    link.close();
     why
 }
 
@@ -63,12 +58,11 @@ fn limiter(config: &NetConfig, channel: Channel) -> DefaultDirectRateLimiter {
 
 async fn read_loop<R: AsyncRead + Unpin>(
     mut reader: R,
-    state: Arc<snow::StatelessTransportState>,
-    mut nonce: u64,
+    mut opener: Opener,
     link: &PeerLink,
     peers: &Peers,
 ) -> PeerError {
-    let config = &peers.config;
+    let config = peers.config();
     let limiters = Channel::ALL.map(|c| limiter(config, c));
     let clock = DefaultClock::default();
     let mut record = vec![0u8; NOISE_MAX_MESSAGE_BYTES];
@@ -86,11 +80,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Ok(Ok(n)) => n,
         };
         let ciphertext = record.get(..n).unwrap_or_default();
-        let p = match state.read_message(nonce, ciphertext, &mut plain) {
+        let p = match opener.open(ciphertext, &mut plain) {
             Ok(p) => p,
-            Err(e) => return PeerError::Noise(e),
+            Err(e) => return e,
         };
-        nonce += 1;
         decoder.feed(plain.get(..p).unwrap_or_default());
         loop {
             let (channel, bytes) = match decoder.next_frame() {
@@ -119,7 +112,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
             }
             if let Some(event) = peers.receive(link, channel, bytes)
-                && peers.events.send(event).await.is_err()
+                && !peers.deliver(event).await
             {
                 return PeerError::Shutdown;
             }
@@ -129,8 +122,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
 
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
-    state: Arc<snow::StatelessTransportState>,
-    mut nonce: u64,
+    mut sealer: Sealer,
     mut outbox: Outbox,
     link: &PeerLink,
     config: &NetConfig,
@@ -174,7 +166,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         if plain.is_empty() {
             continue;
         }
-        if let Err(e) = seal(&state, &mut nonce, &plain, &mut sealed) {
+        if let Err(e) = sealer.seal(&plain, &mut sealed) {
             return e;
         }
         // A peer that does not read for a whole idle period is as good as gone; its queue has been
@@ -185,26 +177,4 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             Ok(Ok(())) => {}
         }
     }
-}
-
-/// Encrypts `plain` into records (`u16 length || ciphertext`), one per
-/// [`RECORD_MAX_PLAINTEXT_BYTES`] of plaintext, into `out`.
-pub(crate) fn seal(
-    state: &snow::StatelessTransportState,
-    nonce: &mut u64,
-    plain: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(), PeerError> {
-    out.clear();
-    for chunk in plain.chunks(RECORD_MAX_PLAINTEXT_BYTES) {
-        let len = chunk.len() + NOISE_TAG_BYTES;
-        let start = out.len();
-        // Each record is at most 65,535 bytes, so its length fits the u16 prefix.
-        out.extend_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
-        out.resize(start + 2 + len, 0);
-        let body = out.get_mut(start + 2..).unwrap_or_default();
-        state.write_message(*nonce, chunk, body)?;
-        *nonce += 1;
-    }
-    Ok(())
 }
