@@ -2,6 +2,10 @@
 //! and batched, in memory and on loopback TCP, and handshakes. Run with
 //! `cargo bench -p timecoin-benches --bench net`; figures are recorded in docs/BENCHMARKS.md.
 //!
+//! Every group but `loopback_wall` times the CPU time of the benchmark's one thread (the kernel's
+//! schedstat, user and system), not the wall clock, so a machine shared with other work gives the
+//! same figures; `loopback_wall` is the one wall-clock row.
+//!
 //! - `net/seal_open`: the sender's framing and encryption and the receiver's decryption and frame
 //!   split, for 256-byte messages, in memory (no socket). `single` makes one record per message;
 //!   `batched` packs 256 messages into the records a session's writer would make.
@@ -94,11 +98,15 @@ fn seal_open(c: &mut Criterion) {
     let mut group = c.benchmark_group("net/seal_open_256B");
     group.throughput(Throughput::Elements(1));
     group.bench_function("single", |b| {
-        b.iter(|| {
-            plain.clear();
-            encode_message(Channel::Transactions, &message, &mut plain).unwrap();
-            sender.seal(&plain, &mut sealed).unwrap();
-            assert_eq!(open_all(&mut receiver, &sealed, &mut decoder, &mut out), 1);
+        b.iter_custom(|iters| {
+            let start = thread_cpu();
+            for _ in 0..iters {
+                plain.clear();
+                encode_message(Channel::Transactions, &message, &mut plain).unwrap();
+                sender.seal(&plain, &mut sealed).unwrap();
+                assert_eq!(open_all(&mut receiver, &sealed, &mut decoder, &mut out), 1);
+            }
+            thread_cpu() - start
         })
     });
     group.throughput(Throughput::Elements(BATCH as u64));
@@ -248,7 +256,13 @@ fn handshakes(c: &mut Criterion) {
     let mut group = c.benchmark_group("net/handshake");
     group.throughput(Throughput::Elements(1));
     group.bench_function("xx_and_proofs_in_memory", |b| {
-        b.iter(|| black_box(rt.block_on(session_pair())))
+        b.iter_custom(|iters| {
+            let start = thread_cpu();
+            for _ in 0..iters {
+                black_box(rt.block_on(session_pair()));
+            }
+            thread_cpu() - start
+        })
     });
     group.finish();
 }
