@@ -1,5 +1,5 @@
-//! TimeCoin's network boundary: what the node engine needs of a network, and nothing about how it is
-//! carried.
+//! TimeCoin's network: the boundary the node engine talks to, and the authenticated, encrypted and
+//! bounded TCP transport that implements it.
 //!
 //! A node talks to peers on a few [`Channel`]s. Each has a priority (consensus first, so a flood of
 //! transactions never delays a vote) and a size limit, checked by whoever receives bytes from a socket
@@ -11,11 +11,56 @@
 //! - [`NetEvent`] is what a network delivers: a peer joined (with its verified key and, if it is a
 //!   masternode, its operator key), left, or sent bytes on a channel.
 //!
-//! The TCP + Noise transport implements these traits (the network issue); the simulator implements them
-//! over its seeded runtime. The engine in `timecoin-node` sees only this crate, so either can be swapped
-//! without touching what decides.
+//! [`TcpNetwork`] implements them over TCP: a Noise XX handshake bound to the node's Ed25519 key
+//! ([`handshake`]), length-prefixed frames with per-channel limits ([`frame`]), connection slots counted
+//! with atomics ([`limits`]), per-channel rate limits, bounded priority queues, scores and bans
+//! ([`peers`], [`bans`]), and gossip de-duplication ([`gossip`]). It runs on any [`Transport`], so tests
+//! drive the same session code over a simulated network. The simulator in `timecoin-sim` implements the
+//! boundary over its seeded runtime instead. The engine in `timecoin-node` sees only the boundary, so
+//! either can be swapped without touching what decides. The wire protocol is in `docs/NETWORK.md`.
 //!
 //! # Examples
+//! Two nodes on loopback: the second dials the first, checking it reached the key it meant to, and
+//! sends it a vote.
+//! ```
+//! use std::net::SocketAddr;
+//! use bytes::Bytes;
+//! use timecoin_crypto::{ChainId, Hash, SecretKey};
+//! use timecoin_net::{Channel, NetConfig, NetEvent, Network, NodeIdentity, SeedPeer, TcpNetwork};
+//!
+//! # async fn two_nodes() -> Result<(), Box<dyn std::error::Error>> {
+//! let (chain, genesis) = (ChainId(7), Hash::from_bytes([1; 32]));
+//! // One address for both nodes, so allow more than the public default of one connection per IP.
+//! let local = NetConfig {
+//!     listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+//!     max_per_ip: 4,
+//!     ..NetConfig::default()
+//! };
+//! let alice_key = NodeIdentity::new(SecretKey::from_seed(&[1; 32]), chain, genesis);
+//! let alice_id = alice_key.peer_id();
+//! let (alice, mut alice_events) = TcpNetwork::bind(local.clone(), alice_key).await?;
+//!
+//! let seeds = vec![SeedPeer { addr: alice.local_addr()?, key: Some(alice_id) }];
+//! let bob_key = NodeIdentity::new(SecretKey::from_seed(&[2; 32]), chain, genesis);
+//! let (bob, mut bob_events) = TcpNetwork::bind(NetConfig { seeds, ..local }, bob_key).await?;
+//!
+//! // Bob has joined once his side of the handshake is done; then he can send.
+//! while !matches!(bob_events.recv().await, Some(NetEvent::Joined { .. })) {}
+//! bob.send(&alice_id, Channel::Consensus, Bytes::from_static(b"vote"))?;
+//! loop {
+//!     if let Some(NetEvent::Message { channel, bytes, .. }) = alice_events.recv().await {
+//!         assert_eq!((channel, &bytes[..]), (Channel::Consensus, &b"vote"[..]));
+//!         break;
+//!     }
+//! }
+//! # alice.shutdown();
+//! # bob.shutdown();
+//! # Ok(())
+//! # }
+//! # tokio::runtime::Runtime::new()?.block_on(two_nodes())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! A network that records what it was asked to send, as a test double:
 //! ```
 //! use std::sync::Mutex;
@@ -60,34 +105,27 @@ use bytes::Bytes;
 use timecoin_crypto::PublicKey;
 use timecoin_types::{MAX_BLOCK_BYTES, MAX_MESSAGE_BYTES, MAX_TX_BYTES};
 
-/// Errors of the network boundary.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum NetError {
-    /// A message is larger than its channel allows.
-    #[error("{len}-byte message exceeds the {channel} channel's limit of {max} bytes")]
-    TooLarge {
-        /// The channel.
-        channel: Channel,
-        /// The message's length.
-        len: usize,
-        /// The channel's limit.
-        max: usize,
-    },
-    /// The peer is not connected (a send to it is dropped, as a lost packet would be).
-    #[error("peer {0} is not connected")]
-    NotConnected(PeerId),
-    /// The outbound queue for this peer and channel is full: the message was dropped.
-    #[error("the {channel} queue to peer {peer} is full")]
-    QueueFull {
-        /// The peer.
-        peer: PeerId,
-        /// The channel.
-        channel: Channel,
-    },
-    /// The network is shut down.
-    #[error("the network is shut down")]
-    Closed,
-}
+pub mod bans;
+mod cipher;
+pub mod compress;
+mod config;
+mod error;
+pub mod frame;
+pub mod gossip;
+pub mod handshake;
+pub mod limits;
+#[cfg(test)]
+mod loopback_tests;
+mod network;
+pub mod peers;
+mod session;
+mod transport;
+
+pub use config::{ChannelRate, DEFAULT_PORT, NetConfig, SeedPeer};
+pub use error::{NetError, PeerError};
+pub use handshake::NodeIdentity;
+pub use network::{NetStats, PeerNetwork, TcpNetwork};
+pub use transport::{TcpTransport, Transport};
 
 /// A peer's identity: the node key its transport authenticated during the handshake.
 ///
@@ -100,6 +138,13 @@ impl PeerId {
     /// The node key's 32 bytes (kept unparsed: an id is compared and logged, never verified against).
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+}
+
+impl PeerId {
+    /// An id from its 32 bytes (as stored in a ban list).
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        PeerId(bytes)
     }
 }
 

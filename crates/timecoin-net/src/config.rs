@@ -1,0 +1,133 @@
+//! [`NetConfig`]: every limit of the transport, with the seed's defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::{Channel, PeerId};
+
+/// A peer to dial at start and to redial while it is not connected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeedPeer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The node key it must prove, if known. A seed that proves another key is refused.
+    pub key: Option<PeerId>,
+}
+
+/// How many messages a peer may send on one channel: a steady rate and a burst on top.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelRate {
+    /// Messages per second, sustained.
+    pub per_second: u32,
+    /// Messages allowed at once after a quiet spell.
+    pub burst: u32,
+}
+
+/// The transport's configuration. Every bound of the transport is here or is a named constant.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Where to listen for peers.
+    pub listen: SocketAddr,
+    /// Peers to dial at start and to keep dialing while disconnected.
+    pub seeds: Vec<SeedPeer>,
+    /// Most peers at once, inbound and outbound (seed default 256).
+    pub max_peers: usize,
+    /// Slots for peers we dial; inbound peers can never take them, so a flood of inbound connections
+    /// cannot cut us off from the peers we chose.
+    pub max_outbound: usize,
+    /// Inbound slots only masternodes of the current set may take (see
+    /// [`PeerNetwork::set_masternodes`](crate::PeerNetwork::set_masternodes)), so other peers cannot
+    /// crowd validators out.
+    pub masternode_slots: usize,
+    /// Most connections (including handshakes in progress) from or to one IP address. 1 on a public
+    /// network; a local network where every node shares 127.0.0.1 raises it.
+    pub max_per_ip: usize,
+    /// Most inbound handshakes in progress at once.
+    pub max_concurrent_handshakes: usize,
+    /// Most inbound handshakes one IP address may start per minute.
+    pub handshakes_per_ip_per_minute: u32,
+    /// A handshake not finished by then is dropped (a slow-loris peer).
+    pub handshake_timeout: Duration,
+    /// A peer that sends nothing, not even a keepalive, for this long is closed.
+    pub idle_timeout: Duration,
+    /// We send a keepalive after this long without sending anything; well under `idle_timeout`.
+    pub keepalive_interval: Duration,
+    /// How long to wait before redialing a seed that is not connected.
+    pub redial_interval: Duration,
+    /// How long a peer whose score reached the threshold stays banned.
+    pub ban_duration: Duration,
+    /// Also ban the IP address of a banned peer (a node key costs nothing to make; an address does).
+    /// Off on a local network where honest nodes share an address.
+    pub ban_ip_addresses: bool,
+    /// Where bans are kept across restarts; `None` keeps them in memory only.
+    pub ban_file: Option<PathBuf>,
+    /// Per-peer rate of consensus messages (over quota: back-pressure).
+    pub consensus_rate: ChannelRate,
+    /// Per-peer rate of sync messages (over quota: back-pressure).
+    pub sync_rate: ChannelRate,
+    /// Per-peer rate of transactions (over quota: dropped, and scored as spam).
+    pub transactions_rate: ChannelRate,
+    /// Capacity of the queue of [`NetEvent`](crate::NetEvent)s to the engine. When it is full, each
+    /// peer's reader waits, which back-pressures that peer's socket.
+    pub event_queue: usize,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+            seeds: Vec::new(),
+            max_peers: 256,
+            max_outbound: 16,
+            masternode_slots: 64,
+            max_per_ip: 1,
+            max_concurrent_handshakes: 32,
+            handshakes_per_ip_per_minute: 10,
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(90),
+            keepalive_interval: Duration::from_secs(30),
+            redial_interval: Duration::from_secs(10),
+            ban_duration: Duration::from_secs(24 * 60 * 60),
+            ban_ip_addresses: true,
+            ban_file: None,
+            consensus_rate: ChannelRate {
+                per_second: 2_000,
+                burst: 4_000,
+            },
+            sync_rate: ChannelRate {
+                per_second: 200,
+                burst: 400,
+            },
+            transactions_rate: ChannelRate {
+                per_second: 2_000,
+                burst: 4_000,
+            },
+            event_queue: 4_096,
+        }
+    }
+}
+
+/// The port a node listens on unless configured otherwise.
+pub const DEFAULT_PORT: u16 = 24_100;
+
+impl NetConfig {
+    /// The rate limit of `channel`.
+    pub fn rate(&self, channel: Channel) -> ChannelRate {
+        match channel {
+            Channel::Consensus => self.consensus_rate,
+            Channel::Sync => self.sync_rate,
+            Channel::Transactions => self.transactions_rate,
+        }
+    }
+
+    /// Most inbound peers: every slot but the outbound ones.
+    pub fn max_inbound(&self) -> usize {
+        self.max_peers.saturating_sub(self.max_outbound)
+    }
+
+    /// Most inbound peers that are not masternodes of the current set.
+    pub fn max_inbound_ordinary(&self) -> usize {
+        self.max_inbound().saturating_sub(self.masternode_slots)
+    }
+}

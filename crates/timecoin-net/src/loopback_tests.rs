@@ -1,0 +1,502 @@
+//! Scenarios on real TCP over 127.0.0.1: honest nodes talking, and each kind of hostile peer refused
+//! without harming them. Inside the crate so a hostile peer can use the real handshake and then write
+//! whatever bytes it likes through the real cipher.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use timecoin_crypto::{ChainId, Hash, SecretKey};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc::Receiver;
+
+use crate::handshake::{self, Authenticated, NodeIdentity};
+use crate::{Channel, ChannelRate, NetConfig, NetEvent, Network, PeerId, SeedPeer, TcpNetwork};
+
+const CHAIN: ChainId = ChainId(7);
+const WAIT: Duration = Duration::from_secs(5);
+
+fn identity(seed: u8) -> NodeIdentity {
+    NodeIdentity::new(
+        SecretKey::from_seed(&[seed; 32]),
+        CHAIN,
+        Hash::from_bytes([1; 32]),
+    )
+}
+
+fn id(seed: u8) -> PeerId {
+    identity(seed).peer_id()
+}
+
+/// Short timeouts, and room for every test node on one address.
+fn config() -> NetConfig {
+    NetConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        max_per_ip: 64,
+        handshakes_per_ip_per_minute: 10_000,
+        ban_ip_addresses: false,
+        handshake_timeout: Duration::from_millis(500),
+        idle_timeout: Duration::from_secs(1),
+        keepalive_interval: Duration::from_millis(200),
+        redial_interval: Duration::from_millis(200),
+        ..NetConfig::default()
+    }
+}
+
+async fn node(seed: u8, config: NetConfig) -> (TcpNetwork, Receiver<NetEvent>) {
+    TcpNetwork::bind(config, identity(seed)).await.unwrap()
+}
+
+/// Waits for the first event that `pick` accepts, skipping others.
+async fn expect<T>(
+    events: &mut Receiver<NetEvent>,
+    mut pick: impl FnMut(&NetEvent) -> Option<T>,
+) -> T {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let event = events.recv().await.expect("network stopped");
+            if let Some(found) = pick(&event) {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("event did not arrive in time")
+}
+
+async fn joined(events: &mut Receiver<NetEvent>, peer: PeerId) {
+    expect(events, |e| {
+        matches!(e, NetEvent::Joined { peer: p, .. } if *p == peer).then_some(())
+    })
+    .await;
+}
+
+async fn left(events: &mut Receiver<NetEvent>, peer: PeerId) {
+    expect(events, |e| {
+        matches!(e, NetEvent::Left(p) if *p == peer).then_some(())
+    })
+    .await;
+}
+
+async fn message(events: &mut Receiver<NetEvent>, channel: Channel) -> (PeerId, Bytes) {
+    expect(events, |e| match e {
+        NetEvent::Message {
+            from,
+            channel: c,
+            bytes,
+        } if *c == channel => Some((*from, bytes.clone())),
+        _ => None,
+    })
+    .await
+}
+
+/// No message event arrives for `for_how_long` (other events are skipped).
+async fn no_message(events: &mut Receiver<NetEvent>, for_how_long: Duration) {
+    let quiet = tokio::time::timeout(for_how_long, async {
+        loop {
+            match events.recv().await {
+                Some(NetEvent::Message {
+                    from,
+                    channel,
+                    bytes,
+                }) => return (from, channel, bytes),
+                Some(_) => {}
+                None => std::future::pending::<()>().await,
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "unexpected message {quiet:?}");
+}
+
+/// A victim with one honest peer connected, to check each attack leaves the honest link working.
+async fn victim_with_honest_peer(
+    victim_config: NetConfig,
+) -> (
+    TcpNetwork,
+    Receiver<NetEvent>,
+    TcpNetwork,
+    Receiver<NetEvent>,
+) {
+    let (victim, mut victim_events) = node(1, victim_config).await;
+    let (honest, mut honest_events) = node(
+        2,
+        NetConfig {
+            seeds: vec![SeedPeer {
+                addr: victim.local_addr().unwrap(),
+                key: Some(id(1)),
+            }],
+            ..config()
+        },
+    )
+    .await;
+    joined(&mut victim_events, id(2)).await;
+    joined(&mut honest_events, id(1)).await;
+    (victim, victim_events, honest, honest_events)
+}
+
+async fn honest_link_still_works(victim: &TcpNetwork, honest_events: &mut Receiver<NetEvent>) {
+    victim
+        .send(
+            &id(2),
+            Channel::Consensus,
+            Bytes::from_static(b"still here"),
+        )
+        .unwrap();
+    let (from, bytes) = message(honest_events, Channel::Consensus).await;
+    assert_eq!((from, &bytes[..]), (id(1), &b"still here"[..]));
+}
+
+/// Runs the real handshake as a dialer, then hands back the socket and its keys.
+async fn handshaken_attacker(seed: u8, addr: SocketAddr) -> (TcpStream, Authenticated) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let auth = handshake::initiate(&mut stream, &identity(seed), None)
+        .await
+        .unwrap();
+    (stream, auth)
+}
+
+/// Waits until the other end closes the socket.
+async fn closed_by_peer(stream: &mut TcpStream) {
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("the victim did not close the connection");
+}
+
+#[tokio::test]
+async fn four_nodes_exchange_messages_on_every_channel_once_per_link() {
+    // Node i dials every node before it: a full mesh of 4.
+    let mut nodes = Vec::new();
+    for seed in 1..=4u8 {
+        let seeds = nodes
+            .iter()
+            .map(
+                |(n, _, s): &(TcpNetwork, Receiver<NetEvent>, u8)| SeedPeer {
+                    addr: n.local_addr().unwrap(),
+                    key: Some(id(*s)),
+                },
+            )
+            .collect();
+        let (net, events) = node(seed, NetConfig { seeds, ..config() }).await;
+        nodes.push((net, events, seed));
+    }
+    for (_, events, _) in &mut nodes {
+        let mut peers = std::collections::BTreeSet::new();
+        while peers.len() < 3 {
+            peers.insert(
+                expect(events, |e| match e {
+                    NetEvent::Joined { peer, .. } => Some(*peer),
+                    _ => None,
+                })
+                .await,
+            );
+        }
+    }
+
+    for channel in Channel::ALL {
+        let payload = Bytes::from(format!("hello on {channel}"));
+        nodes[0].0.broadcast(channel, payload.clone()).unwrap();
+        for (_, events, _) in nodes.iter_mut().skip(1) {
+            assert_eq!(message(events, channel).await, (id(1), payload.clone()));
+        }
+        // Point to point as well.
+        nodes[3]
+            .0
+            .send(&id(3), channel, Bytes::from_static(b"direct"))
+            .unwrap();
+        assert_eq!(
+            message(&mut nodes[2].1, channel).await,
+            (id(4), Bytes::from_static(b"direct"))
+        );
+    }
+
+    // Gossip: node 2 relays node 1's transaction. It must not go back to node 1, and nodes 3 and 4,
+    // which already have it, must not see it again.
+    let tx = Bytes::from_static(b"a transaction");
+    nodes[0]
+        .0
+        .broadcast(Channel::Transactions, tx.clone())
+        .unwrap();
+    for (_, events, _) in nodes.iter_mut().skip(1) {
+        assert_eq!(message(events, Channel::Transactions).await.1, tx);
+    }
+    nodes[1]
+        .0
+        .broadcast(Channel::Transactions, tx.clone())
+        .unwrap();
+    for (_, events, _) in &mut nodes {
+        no_message(events, Duration::from_millis(300)).await;
+    }
+    for (net, _, _) in &nodes {
+        assert_eq!(net.peers().len(), 3);
+        assert_eq!(net.stats().queued_bytes, 0);
+    }
+}
+
+#[tokio::test]
+async fn a_masternode_proves_its_operator_key_on_join() {
+    let operator = SecretKey::from_seed(&[42; 32]);
+    let (listener, mut events) = node(1, config()).await;
+    let (masternode, _mn_events) = TcpNetwork::bind(
+        config(),
+        identity(2).with_operator(SecretKey::from_seed(&[42; 32])),
+    )
+    .await
+    .unwrap();
+    masternode.dial(listener.local_addr().unwrap(), Some(id(1)));
+    let proven = expect(&mut events, |e| match e {
+        NetEvent::Joined { peer, masternode } if *peer == id(2) => Some(*masternode),
+        _ => None,
+    })
+    .await;
+    assert_eq!(proven, Some(operator.public_key()));
+}
+
+#[tokio::test]
+async fn peers_that_say_nothing_are_closed_and_keepalives_keep_honest_ones() {
+    let (victim, mut victim_events, _honest, mut honest_events) =
+        victim_with_honest_peer(config()).await;
+    let (mut silent, _keys) = handshaken_attacker(9, victim.local_addr().unwrap()).await;
+    joined(&mut victim_events, id(9)).await;
+    // The victim's idle timeout is 1 s; the honest peer's keepalives arrive every 200 ms.
+    closed_by_peer(&mut silent).await;
+    left(&mut victim_events, id(9)).await;
+    assert_eq!(victim.peers(), vec![id(2)]);
+    honest_link_still_works(&victim, &mut honest_events).await;
+}
+
+#[tokio::test]
+async fn an_oversized_length_prefix_closes_only_that_peer() {
+    let (victim, mut victim_events, _honest, mut honest_events) =
+        victim_with_honest_peer(config()).await;
+    let (mut attacker, mut keys) = handshaken_attacker(9, victim.local_addr().unwrap()).await;
+    joined(&mut victim_events, id(9)).await;
+    // Only a header: it claims one byte more than the transactions channel allows.
+    let mut plain = BytesMut::new();
+    plain.put_u32((Channel::Transactions.max_message_bytes() + 1) as u32);
+    plain.put_u8(Channel::Transactions.tag());
+    let mut sealed = Vec::new();
+    keys.seal(&plain, &mut sealed).unwrap();
+    attacker.write_all(&sealed).await.unwrap();
+    closed_by_peer(&mut attacker).await;
+    left(&mut victim_events, id(9)).await;
+    honest_link_still_works(&victim, &mut honest_events).await;
+}
+
+#[tokio::test]
+async fn garbage_before_or_after_the_handshake_closes_only_that_peer() {
+    let (victim, mut victim_events, _honest, mut honest_events) =
+        victim_with_honest_peer(config()).await;
+    let addr = victim.local_addr().unwrap();
+
+    // Before: a record of noise where the first handshake message should be.
+    let mut raw = TcpStream::connect(addr).await.unwrap();
+    raw.write_all(&[0, 48]).await.unwrap();
+    raw.write_all(&[0xa5; 48]).await.unwrap();
+    closed_by_peer(&mut raw).await;
+
+    // After: a record that does not decrypt.
+    let (mut attacker, _keys) = handshaken_attacker(9, addr).await;
+    joined(&mut victim_events, id(9)).await;
+    attacker.write_all(&[0, 32]).await.unwrap();
+    attacker.write_all(&[0x5a; 32]).await.unwrap();
+    closed_by_peer(&mut attacker).await;
+    left(&mut victim_events, id(9)).await;
+
+    honest_link_still_works(&victim, &mut honest_events).await;
+    assert_eq!(victim.stats().handshakes, 0);
+}
+
+#[tokio::test]
+async fn wrong_key_chain_or_genesis_are_refused_at_the_handshake() {
+    let (victim, mut victim_events, _honest, mut honest_events) =
+        victim_with_honest_peer(config()).await;
+    let addr = victim.local_addr().unwrap();
+
+    // We dial the victim's address but expect someone else's key.
+    let (dialer, mut dialer_events) = node(3, config()).await;
+    dialer.dial(addr, Some(id(99)));
+    // Another chain, another genesis.
+    let other_chain = NodeIdentity::new(
+        SecretKey::from_seed(&[4; 32]),
+        ChainId(8),
+        Hash::from_bytes([1; 32]),
+    );
+    let other_genesis = NodeIdentity::new(
+        SecretKey::from_seed(&[5; 32]),
+        CHAIN,
+        Hash::from_bytes([2; 32]),
+    );
+    for stranger in [other_chain, other_genesis] {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let refused = handshake::initiate(&mut stream, &stranger, None).await;
+        assert!(refused.is_err());
+    }
+    no_message(&mut dialer_events, Duration::from_millis(300)).await;
+    assert!(dialer.peers().is_empty());
+    assert_eq!(victim.peers(), vec![id(2)]);
+    let unexpected = tokio::time::timeout(Duration::from_millis(300), async {
+        loop {
+            if let Some(NetEvent::Joined { peer, .. }) = victim_events.recv().await {
+                return peer;
+            }
+        }
+    })
+    .await;
+    assert!(unexpected.is_err(), "someone joined: {unexpected:?}");
+    honest_link_still_works(&victim, &mut honest_events).await;
+}
+
+#[tokio::test]
+async fn a_slow_loris_is_dropped_at_the_handshake_timeout() {
+    let (victim, _victim_events, _honest, mut honest_events) =
+        victim_with_honest_peer(config()).await;
+    let addr = victim.local_addr().unwrap();
+    let started = tokio::time::Instant::now();
+    let mut loris = TcpStream::connect(addr).await.unwrap();
+    // Half a length prefix, then nothing.
+    loris.write_all(&[0]).await.unwrap();
+    closed_by_peer(&mut loris).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400),
+        "closed after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(3), "closed after {waited:?}");
+    assert_eq!(victim.stats().handshakes, 0);
+    honest_link_still_works(&victim, &mut honest_events).await;
+}
+
+#[tokio::test]
+async fn a_transaction_flood_is_dropped_scored_and_banned() {
+    let rss_before = resident_bytes();
+    let dir = tempfile::tempdir().unwrap();
+    let ban_file = dir.path().join("bans.txt");
+    let (victim, mut victim_events, _honest, mut honest_events) =
+        victim_with_honest_peer(NetConfig {
+            transactions_rate: ChannelRate {
+                per_second: 50,
+                burst: 50,
+            },
+            ban_file: Some(ban_file.clone()),
+            ..config()
+        })
+        .await;
+    let (flooder, mut flooder_events) = node(
+        9,
+        NetConfig {
+            seeds: vec![SeedPeer {
+                addr: victim.local_addr().unwrap(),
+                key: Some(id(1)),
+            }],
+            ..config()
+        },
+    )
+    .await;
+    joined(&mut victim_events, id(9)).await;
+    joined(&mut flooder_events, id(1)).await;
+    for i in 0..2_000u32 {
+        let _ = flooder.send(
+            &id(1),
+            Channel::Transactions,
+            Bytes::copy_from_slice(&i.to_le_bytes()),
+        );
+    }
+    left(&mut victim_events, id(9)).await;
+    assert!(victim.stats().bans >= 1);
+    // At most the burst, plus what refilled meanwhile, reached the engine.
+    let mut delivered = 0;
+    while let Ok(event) = victim_events.try_recv() {
+        if matches!(event, NetEvent::Message { from, .. } if from == id(9)) {
+            delivered += 1;
+        }
+    }
+    assert!(
+        delivered <= 200,
+        "{delivered} flooded messages reached the engine"
+    );
+    honest_link_still_works(&victim, &mut honest_events).await;
+
+    // The ban is on disk and keeps the flooder out (it keeps redialing as a seed).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!victim.peers().contains(&id(9)));
+    let saved = std::fs::read_to_string(&ban_file).unwrap();
+    assert!(saved.contains(&hex::encode(id(9).as_bytes())), "{saved}");
+
+    let stats = victim.stats();
+    assert_eq!(stats.handshakes, 0);
+    let grown = resident_bytes().saturating_sub(rss_before);
+    // Other tests run in the same process, so this is loose: it catches an unbounded buffer, not a
+    // few megabytes.
+    assert!(
+        grown < 256 * 1024 * 1024,
+        "resident memory grew by {grown} bytes"
+    );
+}
+
+/// The process's resident memory, from /proc (0 where that is missing).
+fn resident_bytes() -> usize {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<usize>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+#[tokio::test]
+async fn consensus_over_its_rate_is_slowed_not_dropped() {
+    let (victim, mut victim_events, honest, _honest_events) = victim_with_honest_peer(NetConfig {
+        consensus_rate: ChannelRate {
+            per_second: 200,
+            burst: 20,
+        },
+        ..config()
+    })
+    .await;
+    for i in 0..100u32 {
+        honest
+            .send(
+                &id(1),
+                Channel::Consensus,
+                Bytes::copy_from_slice(&i.to_le_bytes()),
+            )
+            .unwrap();
+    }
+    for i in 0..100u32 {
+        let (_, bytes) = message(&mut victim_events, Channel::Consensus).await;
+        assert_eq!(&bytes[..], &i.to_le_bytes(), "in order, none lost");
+    }
+    assert_eq!(victim.peers(), vec![id(2)]);
+    assert_eq!(victim.stats().bans, 0);
+}
+
+#[tokio::test]
+async fn a_peer_that_never_reads_fills_only_its_own_queue() {
+    let (victim, mut victim_events, _honest, mut honest_events) =
+        victim_with_honest_peer(config()).await;
+    // It completes the handshake, then neither reads nor writes.
+    let (_stuck, _keys) = handshaken_attacker(9, victim.local_addr().unwrap()).await;
+    joined(&mut victim_events, id(9)).await;
+    let block = Bytes::from(vec![0u8; 4 * 1024 * 1024]);
+    let mut refused = None;
+    for _ in 0..64 {
+        if let Err(e) = victim.send(&id(9), Channel::Sync, block.clone()) {
+            refused = Some(e);
+            break;
+        }
+    }
+    assert!(
+        matches!(refused, Some(crate::NetError::QueueFull { .. })),
+        "{refused:?}"
+    );
+    assert!(victim.stats().queued_bytes <= crate::peers::MAX_QUEUED_BYTES_PER_PEER);
+    honest_link_still_works(&victim, &mut honest_events).await;
+}
