@@ -291,6 +291,12 @@ pub trait Network: Send + Sync {
 
     /// Queues `message` for every connected peer on `channel`.
     fn broadcast(&self, channel: Channel, message: Bytes) -> Result<(), NetError>;
+
+    /// Tells the network that `peer` misbehaved, so it can score, disconnect or ban it. A network
+    /// without scores may ignore it (the default).
+    fn report(&self, peer: &PeerId, offence: Misbehavior) {
+        let _ = (peer, offence);
+    }
 }
 
 /// How bad a peer's behaviour was: a transport turns these into a score and disconnects or bans a peer

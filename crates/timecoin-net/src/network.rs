@@ -174,6 +174,10 @@ impl<T: Transport> Network for PeerNetwork<T> {
     fn broadcast(&self, channel: Channel, message: Bytes) -> Result<(), NetError> {
         self.shared.peers.broadcast(channel, message)
     }
+
+    fn report(&self, peer: &PeerId, offence: Misbehavior) {
+        self.shared.peers.report(peer, offence);
+    }
 }
 
 async fn accept_loop<T: Transport>(shared: Arc<Shared<T>>) {

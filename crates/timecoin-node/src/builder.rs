@@ -152,8 +152,9 @@ impl NodeBuilder {
     }
 }
 
-/// An engine plugged into a network: [`Node::handle`] runs an event and sends what the engine asks to
-/// send, returning the effects only the host can carry out (timers, replies, penalties, notices).
+/// An engine plugged into a network: [`Node::handle`] runs an event, sends what the engine asks to send
+/// and reports penalties to the network ([`Network::report`]), returning the effects only the host can
+/// carry out (timers, replies, notices) and the penalties (for the host's own counters).
 pub struct Node {
     engine: Engine,
     network: Arc<dyn Network>,
@@ -189,6 +190,10 @@ impl Node {
                     if let Err(e) = self.network.broadcast(channel, bytes) {
                         debug!(%e, "broadcast dropped");
                     }
+                }
+                Effect::Penalize { peer, misbehavior } => {
+                    self.network.report(&peer, misbehavior);
+                    rest.push(Effect::Penalize { peer, misbehavior });
                 }
                 other => rest.push(other),
             }
