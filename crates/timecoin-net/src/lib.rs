@@ -63,6 +63,7 @@ use timecoin_types::{MAX_BLOCK_BYTES, MAX_MESSAGE_BYTES, MAX_TX_BYTES};
 pub mod bans;
 pub mod compress;
 mod config;
+pub mod discovery;
 mod error;
 pub mod frame;
 pub mod gossip;
