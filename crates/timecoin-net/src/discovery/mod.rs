@@ -3,13 +3,16 @@
 //! Pure, synchronous logic; the network's tasks own the sockets, the files' timing and the clock, and
 //! call in:
 //! - [`AddressRecord`]: a node's signed address, and [`RecordRules`] (chain, freshness, routability)
-//!   that turn it into a [`VerifiedRecord`].
+//!   that turn it into a [`VerifiedRecord`];
+//! - [`AddressMessage`]: the gossip (`GetAddresses`, `Addresses`), bounded per message.
 //!
 //! Time is always a Unix-milliseconds argument and randomness an RNG argument, so a seeded test (or the
 //! simulator) replays the same choices.
 
+mod message;
 mod record;
 
+pub use message::{AddressMessage, MAX_ADDRESS_MESSAGE_BYTES, MAX_ADDRESSES_PER_MESSAGE};
 pub use record::{
     AddressRecord, DEFAULT_MAX_RECORD_AGE_MS, DEFAULT_MAX_RECORD_SKEW_MS, RecordRules,
     VerifiedRecord,
