@@ -4,14 +4,18 @@
 //! call in:
 //! - [`AddressRecord`]: a node's signed address, and [`RecordRules`] (chain, freshness, routability)
 //!   that turn it into a [`VerifiedRecord`];
-//! - [`AddressMessage`]: the gossip (`GetAddresses`, `Addresses`), bounded per message.
+//! - [`AddressMessage`]: the gossip (`GetAddresses`, `Addresses`), bounded per message;
+//! - [`AddressBook`]: verified records, one per node key, bounded, never echoed to their source, saved
+//!   atomically and loaded tolerantly.
 //!
 //! Time is always a Unix-milliseconds argument and randomness an RNG argument, so a seeded test (or the
 //! simulator) replays the same choices.
 
+mod book;
 mod message;
 mod record;
 
+pub use book::{AddressBook, BanCheck, Insertion, MAX_BOOK_ENTRIES, MAX_BOOK_FILE_BYTES, MAX_SEEDS};
 pub use message::{AddressMessage, MAX_ADDRESS_MESSAGE_BYTES, MAX_ADDRESSES_PER_MESSAGE};
 pub use record::{
     AddressRecord, DEFAULT_MAX_RECORD_AGE_MS, DEFAULT_MAX_RECORD_SKEW_MS, RecordRules,
