@@ -380,6 +380,15 @@ mod tests {
     }
 
     #[test]
+    fn a_node_identity_signs_a_record_others_accept() {
+        let identity = crate::NodeIdentity::new(key(4), CHAIN, timecoin_crypto::Hash::ZERO);
+        let record = identity.address_record(public("127.0.0.1:24100"), NOW);
+        assert_eq!(record.node, identity.peer_id());
+        let rules = RecordRules::new(CHAIN).allow_local(true);
+        assert!(record.verify(&rules, NOW).is_ok());
+    }
+
+    #[test]
     fn an_edited_record_fails_its_signature() {
         let record = AddressRecord::sign(&key(1), CHAIN, public("8.8.8.8:24100"), NOW);
         let rules = RecordRules::new(CHAIN);
