@@ -5,6 +5,11 @@
 //! relay ever sends a record back where it came from (nor a node's own record back to it): echoes are
 //! wasted bandwidth, and they would let a peer learn which of its records we kept.
 //!
+//! A record's signature proves who listens, not that the address is real: anyone can mint keys and
+//! sign fresh records for made-up addresses. So one source may fill at most
+//! [`MAX_ENTRIES_PER_SOURCE`] of the book, and a single peer cannot flush out every honest record
+//! (an eclipse); it would need that many peers, each on its own address.
+//!
 //! # File
 //! ```text
 //! magic "TCAB" || version (1) || count (2, BE) || count × (source key (32) || record)
@@ -33,6 +38,9 @@ use crate::{NetError, PeerId, SeedPeer};
 /// record staler than all of those is not taken). 1,024 is ample to find a node's 16 outbound peers
 /// many times over, and small enough to answer from and to write whole.
 pub const MAX_BOOK_ENTRIES: usize = 1_024;
+
+/// Most records one source (the peer that gave them to us) may hold in the book: an eighth of it.
+pub const MAX_ENTRIES_PER_SOURCE: usize = MAX_BOOK_ENTRIES / 8;
 
 /// Most seeds taken from the configuration; further ones are ignored (with a warning). Bounds the
 /// seed keys the book protects and the seed dial states the dial schedule holds.
@@ -85,6 +93,8 @@ pub enum Insertion {
     Banned,
     /// The book is full and the record is staler than everything that could make room for it.
     NoRoom,
+    /// Its source already holds [`MAX_ENTRIES_PER_SOURCE`] records in the book.
+    SourceFull,
 }
 
 impl Insertion {
@@ -113,6 +123,8 @@ pub struct AddressBook {
     entries: BTreeMap<PeerId, Entry>,
     /// `(timestamp, key)` of every entry, to find the stalest. Bound: the same as `entries`.
     by_age: BTreeSet<(u64, PeerId)>,
+    /// Records held per source, none at zero. Bound: the same as `entries`.
+    per_source: BTreeMap<PeerId, usize>,
 }
 
 impl AddressBook {
@@ -130,6 +142,7 @@ impl AddressBook {
             seeds: seeds.iter().take(MAX_SEEDS).filter_map(|s| s.key).collect(),
             entries: BTreeMap::new(),
             by_age: BTreeSet::new(),
+            per_source: BTreeMap::new(),
         }
     }
 
@@ -154,7 +167,8 @@ impl AddressBook {
     }
 
     /// Stores `record`, received from `source`, if it is news: a node we did not know, or a newer
-    /// record for one we did (the newest signed record wins; a tie keeps the one held).
+    /// record for one we did (the newest signed record wins; a tie keeps the one held), and `source`
+    /// has room under [`MAX_ENTRIES_PER_SOURCE`].
     pub fn insert(
         &mut self,
         record: VerifiedRecord,
@@ -168,10 +182,15 @@ impl AddressBook {
         if bans.is_banned(Some(&record.node), &record.addr) {
             return Insertion::Banned;
         }
-        let outcome = match self.entries.get(&record.node) {
-            Some(held) if held.record.timestamp_ms >= record.timestamp_ms => {
-                return Insertion::NotNewer;
-            }
+        let held = self.entries.get(&record.node);
+        if held.is_some_and(|h| h.record.timestamp_ms >= record.timestamp_ms) {
+            return Insertion::NotNewer;
+        }
+        let takes_a_slot = held.is_none_or(|h| h.source != source);
+        if takes_a_slot && self.from_source(&source) >= MAX_ENTRIES_PER_SOURCE {
+            return Insertion::SourceFull;
+        }
+        let outcome = match held {
             Some(_) => Insertion::Updated,
             None => {
                 if self.entries.len() >= MAX_BOOK_ENTRIES && !self.evict_staler_than(&record) {
@@ -182,6 +201,7 @@ impl AddressBook {
         };
         self.remove(&record.node);
         self.by_age.insert((record.timestamp_ms, record.node));
+        *self.per_source.entry(source).or_insert(0) += 1;
         self.entries.insert(record.node, Entry { record, source });
         outcome
     }
@@ -190,7 +210,18 @@ impl AddressBook {
     pub fn remove(&mut self, node: &PeerId) -> Option<AddressRecord> {
         let entry = self.entries.remove(node)?;
         self.by_age.remove(&(entry.record.timestamp_ms, *node));
+        if let Some(count) = self.per_source.get_mut(&entry.source) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.per_source.remove(&entry.source);
+            }
+        }
         Some(entry.record)
+    }
+
+    /// Records held that came from `source`.
+    pub fn from_source(&self, source: &PeerId) -> usize {
+        self.per_source.get(source).copied().unwrap_or(0)
     }
 
     /// Forgets records that are banned now or too old under `rules` at `now_ms`, so the book does not
@@ -460,6 +491,13 @@ mod tests {
         AddressBook::new(id(0), &[])
     }
 
+    /// A peer that relays records; its key is never verified, so it need not be a curve point.
+    fn relay(n: u16) -> PeerId {
+        let mut bytes = [0xee; 32];
+        bytes[..2].copy_from_slice(&n.to_le_bytes());
+        PeerId::from_bytes(bytes)
+    }
+
     #[test]
     fn the_newest_record_of_a_node_wins() {
         let mut book = book();
@@ -523,14 +561,14 @@ mod tests {
             key: Some(id(1)),
         };
         let mut book = AddressBook::new(id(0), &[seed]);
-        let source = id(2_000);
+        let source = relay(5_000);
         // The seed's record is the stalest of all.
         assert_eq!(
             book.insert(verified(1, NOW), source, &no_bans()),
             Insertion::Added
         );
         for n in 2..=(MAX_BOOK_ENTRIES as u16) {
-            let outcome = book.insert(verified(n, NOW + u64::from(n)), source, &no_bans());
+            let outcome = book.insert(verified(n, NOW + u64::from(n)), relay(n), &no_bans());
             assert_eq!(outcome, Insertion::Added);
         }
         assert_eq!(book.len(), MAX_BOOK_ENTRIES);
@@ -552,6 +590,47 @@ mod tests {
         assert!(book.get(&id(3)).is_some());
         assert_eq!(book.len(), MAX_BOOK_ENTRIES);
         assert_eq!(book.by_age.len(), MAX_BOOK_ENTRIES);
+    }
+
+    #[test]
+    fn one_source_fills_at_most_an_eighth_of_the_book() {
+        let mut book = book();
+        let flooder = relay(1);
+        for n in 1..=(MAX_ENTRIES_PER_SOURCE as u16) {
+            assert_eq!(
+                book.insert(verified(n, NOW), flooder, &no_bans()),
+                Insertion::Added
+            );
+        }
+        let next = MAX_ENTRIES_PER_SOURCE as u16 + 1;
+        assert_eq!(
+            book.insert(verified(next, NOW), flooder, &no_bans()),
+            Insertion::SourceFull
+        );
+        // Records it already gave may still be refreshed through it, and others still get in.
+        assert_eq!(
+            book.insert(verified(1, NOW + 1), flooder, &no_bans()),
+            Insertion::Updated
+        );
+        assert_eq!(
+            book.insert(verified(next, NOW), relay(2), &no_bans()),
+            Insertion::Added
+        );
+        // A newer record through another peer moves the slot to that peer.
+        assert_eq!(
+            book.insert(verified(2, NOW + 1), relay(2), &no_bans()),
+            Insertion::Updated
+        );
+        assert_eq!(book.from_source(&flooder), MAX_ENTRIES_PER_SOURCE - 1);
+        assert_eq!(book.from_source(&relay(2)), 2);
+        assert_eq!(
+            book.insert(verified(next + 1, NOW), flooder, &no_bans()),
+            Insertion::Added
+        );
+        for n in 1..=(next + 1) {
+            book.remove(&id(n));
+        }
+        assert!(book.per_source.is_empty(), "no source is kept at zero");
     }
 
     #[test]
@@ -594,14 +673,14 @@ mod tests {
     fn an_answer_is_a_bounded_random_sample_of_fresh_records() {
         let mut book = book();
         for n in 1..=200 {
-            book.insert(verified(n, NOW), id(1_000), &no_bans());
+            book.insert(verified(n, NOW), relay(n % 4), &no_bans());
         }
         book.insert(
             verified(500, NOW - rules().max_age_ms),
-            id(1_000),
+            relay(0),
             &no_bans(),
         );
-        let asker = id(2_000);
+        let asker = relay(9);
         let later = NOW + 1;
         let answer = |seed| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -634,6 +713,7 @@ mod tests {
         let loaded = AddressBook::load(&path, id(0), &[], &rules(), NOW + 100, &no_bans());
         assert_eq!(loaded.entries, book.entries);
         assert_eq!(loaded.by_age, book.by_age);
+        assert_eq!(loaded.per_source, book.per_source);
 
         // A restart much later drops what has gone stale, and bans still apply.
         let late = NOW + 15 + rules().max_age_ms;

@@ -18,7 +18,8 @@ mod message;
 mod record;
 
 pub use book::{
-    AddressBook, BanCheck, Insertion, MAX_BOOK_ENTRIES, MAX_BOOK_FILE_BYTES, MAX_SEEDS,
+    AddressBook, BanCheck, Insertion, MAX_BOOK_ENTRIES, MAX_BOOK_FILE_BYTES,
+    MAX_ENTRIES_PER_SOURCE, MAX_SEEDS,
 };
 pub use dialer::{
     DIAL_ATTEMPT_GRACE_MS, DIAL_BACKOFF_BASE_MS, DIAL_BACKOFF_CAP_MS, DialCandidate, DialSchedule,
