@@ -724,6 +724,24 @@ mod tests {
     }
 
     #[test]
+    fn the_book_file_format_does_not_change() {
+        // Signing is deterministic, so a book of known records saves to fixed bytes. A failure means
+        // books saved by running nodes would no longer load: change the format only with a new
+        // FILE_VERSION.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("peers.book");
+        let mut book = book();
+        book.insert(verified(1, NOW), relay(1), &no_bans());
+        book.insert(verified(2, NOW + 1), id(2), &no_bans());
+        book.save(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            crate::discovery::record::tests::fingerprint(&bytes),
+            "b8c179308d3575161838b71fef612ae742793c7588b72aec674ead43c2686902"
+        );
+    }
+
+    #[test]
     fn a_damaged_or_missing_file_gives_an_empty_book() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("peers.book");

@@ -348,7 +348,7 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use proptest::prelude::*;
     use timecoin_crypto::SecretKey;
 
@@ -553,6 +553,45 @@ mod tests {
             record.verify(&RecordRules::new(CHAIN), NOW),
             Err(NetError::AddressBadSignature)
         );
+    }
+
+    /// BLAKE3 of an encoding, as hex: a short fingerprint of the exact bytes.
+    pub(crate) fn fingerprint(bytes: &[u8]) -> String {
+        timecoin_crypto::hash(
+            timecoin_crypto::HashDomain::Custom("timecoin test fixture"),
+            bytes,
+        )
+        .to_hex()
+    }
+
+    #[test]
+    fn the_wire_format_of_known_records_does_not_change() {
+        // Ed25519 signing is deterministic, so these bytes are fixed. A failure means every node's
+        // signed record and every saved book changed with it: update the fixtures only for a
+        // deliberate, versioned format change (a new signature domain tag and file version).
+        let v4 = AddressRecord::sign(&key(1), CHAIN, public("8.8.8.8:24100"), NOW);
+        let v6 = AddressRecord::sign(&key(2), CHAIN, public("[2606:4700::1111]:24100"), NOW);
+        let message = crate::discovery::AddressMessage::Addresses(vec![v4.clone(), v6.clone()]);
+        let actual = [
+            ("ipv4 record", fingerprint(&v4.encode())),
+            ("ipv6 record", fingerprint(&v6.encode())),
+            ("addresses", fingerprint(&message.encode().unwrap())),
+        ];
+        let expected = [
+            (
+                "ipv4 record",
+                "e5758c88ff9debd216bd523b3e4f8efec529d5ceb5bf44d6d9c706065839972e",
+            ),
+            (
+                "ipv6 record",
+                "ccd6554d0e07f78a14af7c783754f62bd3075a13966e5046d9d52d950d6d3fee",
+            ),
+            (
+                "addresses",
+                "8c5aac78dc7e1a341504992818b4fba1f136066837ed9a9aadbc974e50b57d62",
+            ),
+        ];
+        assert_eq!(actual, expected.map(|(name, hex)| (name, hex.to_string())));
     }
 
     proptest! {
