@@ -29,6 +29,8 @@ pub enum SigDomain {
     Vote,
     /// The challenge answered when two peers authenticate each other.
     PeerHandshake,
+    /// A node's signed statement of the address it listens on, gossiped for peer discovery.
+    PeerAddress,
 }
 
 impl SigDomain {
@@ -39,6 +41,7 @@ impl SigDomain {
             SigDomain::Proposal => b"timecoin/sig/proposal/v1",
             SigDomain::Vote => b"timecoin/sig/vote/v1",
             SigDomain::PeerHandshake => b"timecoin/sig/peer-handshake/v1",
+            SigDomain::PeerAddress => b"timecoin/sig/peer-address/v1",
         }
     }
 
@@ -126,6 +129,7 @@ mod tests {
             SigDomain::Proposal,
             SigDomain::Vote,
             SigDomain::PeerHandshake,
+            SigDomain::PeerAddress,
         ];
         for a in all {
             for b in all {

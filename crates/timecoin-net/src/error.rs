@@ -55,6 +55,73 @@ pub enum NetError {
         /// What went wrong.
         reason: String,
     },
+    /// Discovery bytes (an address record or an address gossip message) that do not decode
+    /// canonically; the string names the rule they broke.
+    #[error("malformed address message: {0}")]
+    MalformedAddresses(&'static str),
+    /// An address gossip message with more records than one message may carry.
+    #[error("{count} address records in one message, the limit is {max}")]
+    TooManyAddresses {
+        /// Records it claimed or held.
+        count: usize,
+        /// The limit ([`MAX_ADDRESSES_PER_MESSAGE`](crate::discovery::MAX_ADDRESSES_PER_MESSAGE)).
+        max: usize,
+    },
+    /// An address record signed for another chain.
+    #[error("address record for chain {theirs}, ours is {ours}")]
+    AddressWrongChain {
+        /// Ours.
+        ours: ChainId,
+        /// The record's.
+        theirs: ChainId,
+    },
+    /// An address record older than the freshness window allows.
+    #[error("address record is {age_ms} ms old, the limit is {max_ms} ms")]
+    AddressTooOld {
+        /// How old it is.
+        age_ms: u64,
+        /// The most age accepted.
+        max_ms: u64,
+    },
+    /// An address record stamped further in the future than clock skew explains.
+    #[error("address record is {ahead_ms} ms in the future, the limit is {max_ms} ms")]
+    AddressFromFuture {
+        /// How far ahead of our clock it is.
+        ahead_ms: u64,
+        /// The most skew accepted.
+        max_ms: u64,
+    },
+    /// An address nobody can be dialed at (unspecified, port 0, multicast), or a local one on a network
+    /// that does not allow them.
+    #[error("address {0} is not routable")]
+    AddressNotRoutable(SocketAddr),
+    /// An address record whose node key does not parse or whose signature does not verify.
+    #[error("address record signature does not verify")]
+    AddressBadSignature,
+    /// The address book file could not be written.
+    #[error("address book {path}: {reason}")]
+    AddressBook {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl NetError {
+    /// What this costs the peer that sent the offending bytes, for the errors a peer can cause. A stale,
+    /// early or local address costs nothing: clocks drift and honest nodes relay what they heard.
+    pub fn misbehavior(&self) -> Option<Misbehavior> {
+        match self {
+            NetError::MalformedAddresses(_) | NetError::TooManyAddresses { .. } => {
+                Some(Misbehavior::Malformed)
+            }
+            NetError::AddressWrongChain { .. } | NetError::AddressBadSignature => {
+                Some(Misbehavior::Invalid)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Why one connection was refused or closed. Logged with the peer's address; when the peer is to blame,

@@ -83,6 +83,16 @@ impl NodeIdentity {
         self.genesis
     }
 
+    /// Our signed address record for discovery: `addr` (the address peers can reach, not the listen
+    /// address if that is unspecified) at `now_ms`, signed by the node key on our chain.
+    pub fn address_record(
+        &self,
+        addr: std::net::SocketAddr,
+        now_ms: u64,
+    ) -> crate::discovery::AddressRecord {
+        crate::discovery::AddressRecord::sign(&self.node_key, self.chain_id, addr, now_ms)
+    }
+
     fn hello(&self) -> Hello {
         Hello {
             version: PROTOCOL_VERSION,

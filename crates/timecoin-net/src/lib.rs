@@ -109,6 +109,7 @@ pub mod bans;
 mod cipher;
 pub mod compress;
 mod config;
+pub mod discovery;
 mod error;
 pub mod frame;
 pub mod gossip;
