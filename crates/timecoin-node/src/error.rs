@@ -45,4 +45,7 @@ pub enum NodeError {
     /// The engine stopped after a fatal error and takes no more events.
     #[error("the engine halted: {0}")]
     Halted(String),
+    /// A submitted transaction was refused; the reason names the rule it broke.
+    #[error("transaction refused: {0}")]
+    Refused(String),
 }

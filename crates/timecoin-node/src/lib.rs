@@ -61,6 +61,7 @@ mod builder;
 mod config;
 mod engine;
 mod error;
+pub mod runner;
 pub mod wire;
 
 pub use builder::{Disconnected, Node, NodeBuilder, StoreView};
