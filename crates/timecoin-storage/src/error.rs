@@ -156,7 +156,8 @@ pub enum StorageError {
     /// The store holds a snapshot import that has not finished: it is not a chain yet. Resume it
     /// ([`ChainDb::resume_import`](crate::ChainDb::resume_import)), then finish or discard it.
     #[error(
-        "store holds an unfinished snapshot import of height {base_height}, last outpoint written {cursor:?}; resume or discard it"
+        "store holds an unfinished snapshot import of height {base_height}, last outpoint written: {}; resume or discard it",
+        cursor.map_or_else(|| "none".to_string(), |op| op.to_string())
     )]
     ImportIncomplete {
         /// The height whose UTXO set is being imported.

@@ -197,6 +197,13 @@ impl<E: KvEngine> SnapshotImport<E> {
             return Err(StorageError::NotFound { what: what.into() });
         };
         let record = record::open_import(&bytes)?;
+        // `finish` deletes the import record in the batch that writes the tip record.
+        if engine.get(record::TIP_KEY)?.is_some() {
+            return Err(StorageError::Corruption {
+                what: "import record",
+                detail: "present beside a tip record".into(),
+            });
+        }
         let genesis_hash = genesis.block().hash();
         if record.genesis != genesis_hash {
             return Err(StorageError::GenesisMismatch {

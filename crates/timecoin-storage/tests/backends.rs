@@ -1083,6 +1083,7 @@ fn async_handle_applies_and_reads_on_the_blocking_pool<B: Backend>(b: &mut B) {
             .unwrap();
         assert_eq!(handle.tip().await.unwrap().hash, block.hash());
         assert_eq!(handle.block(1).await.unwrap().unwrap().block, *block);
+        assert_eq!(handle.base_height().await.unwrap(), 0);
         let page = handle.utxo_page(None, 0).await.unwrap();
         assert_eq!(page.tip.height, 1);
         handle.append_wal(2, b"vote".to_vec()).await.unwrap();
