@@ -77,7 +77,9 @@
 //! - Every stored value carries a checksum over its key and bytes, and decodes canonically; anything else
 //!   is [`StorageError::Corruption`].
 //! - The UTXO set's [`LtHash`](timecoin_crypto::LtHash) is kept up to date block by block and checked
-//!   against each header's `utxo_commitment`; [`UtxoSyncCheck`] checks a set received in pages.
+//!   against each header's `utxo_commitment`; [`UtxoSyncCheck`] checks a set received in pages, and
+//!   [`ChainDb::import_snapshot`] writes one into a fresh store ([`SnapshotImport`]) that becomes a chain
+//!   based at the snapshot's block only once the whole set checks out.
 //! - Everything blocks; [`AsyncChainStore`] runs it on tokio's blocking pool.
 //!
 //! ## Feature flags
