@@ -72,6 +72,11 @@ impl<S: ChainStore + 'static> AsyncChainStore<S> {
         self.run(|s| s.tip()).await
     }
 
+    /// [`BlockStore::base_height`](crate::BlockStore::base_height).
+    pub async fn base_height(&self) -> Result<Height, StorageError> {
+        self.run(|s| s.base_height()).await
+    }
+
     /// [`BlockStore::block`](crate::BlockStore::block).
     pub async fn block(&self, height: Height) -> Result<Option<StoredBlock>, StorageError> {
         self.run(move |s| s.block(height)).await

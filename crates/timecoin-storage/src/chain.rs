@@ -15,6 +15,7 @@ use crate::cache::{Lookup, UtxoCache};
 use crate::commitment::{PendingApply, UtxoDelta};
 use crate::config::{DEFAULT_UTXO_PAGE, MAX_UTXO_PAGE, StorageConfig};
 use crate::engine::{AnyEngine, KvEngine, MemoryEngine, WriteBatch};
+use crate::import::{CertifiedBase, SnapshotImport};
 use crate::record::{self, TipRecord};
 use crate::scan::{ChunkedScan, SCAN_CHUNK, for_each_in_range, successor};
 use crate::wal::{WalState, count_wal};
@@ -27,6 +28,14 @@ struct ChainState {
     tip: TipRecord,
     utxo_hash: LtHash,
     cache: UtxoCache,
+}
+
+/// What [`ChainDb::load`] read and checked: a store but for its engine.
+pub(crate) struct LoadedChain {
+    genesis_hash: BlockHash,
+    base_height: Height,
+    state: ChainState,
+    wal: WalState,
 }
 
 /// The chain store: blocks, certificates, the UTXO set with its multiset hash, and consensus state, over
@@ -46,6 +55,8 @@ struct ChainState {
 pub struct ChainDb<E: KvEngine = AnyEngine> {
     pub(crate) engine: E,
     genesis_hash: BlockHash,
+    /// The lowest block held: 0 for a chain grown from genesis, the snapshot's height for an imported one.
+    base_height: Height,
     state: RwLock<ChainState>,
     /// Serializes block application, so the state read at its start is the state it commits on top of.
     writer: Mutex<()>,
@@ -93,11 +104,41 @@ impl<E: KvEngine> ChainDb<E> {
         config: &StorageConfig,
         genesis: &Genesis,
     ) -> Result<Self, StorageError> {
+        let loaded = Self::load(&engine, config, genesis)?;
+        Ok(Self::assemble(engine, loaded, config))
+    }
+
+    /// Everything [`open`](Self::open) checks and reads, by reference, so a caller that must keep the
+    /// engine when the open fails (a snapshot import's `finish`) can.
+    pub(crate) fn load(
+        engine: &E,
+        config: &StorageConfig,
+        genesis: &Genesis,
+    ) -> Result<LoadedChain, StorageError> {
         config.validate()?;
         let genesis_block = genesis.block();
         let genesis_hash = genesis_block.hash();
+        let import = engine
+            .get(record::IMPORT_KEY)?
+            .map(|bytes| record::open_import(&bytes))
+            .transpose()?;
+        if let Some(import) = &import
+            && import.genesis != genesis_hash
+        {
+            return Err(StorageError::GenesisMismatch {
+                stored: import.genesis,
+                given: genesis_hash,
+            });
+        }
         let tip = match engine.get(record::TIP_KEY)? {
             Some(bytes) => {
+                // `finish` deletes the import record in the batch that writes the tip record.
+                if import.is_some() {
+                    return Err(StorageError::Corruption {
+                        what: "import record",
+                        detail: "present beside a tip record".into(),
+                    });
+                }
                 let tip = record::open_tip(&bytes)?;
                 if tip.genesis != genesis_hash {
                     return Err(StorageError::GenesisMismatch {
@@ -108,15 +149,25 @@ impl<E: KvEngine> ChainDb<E> {
                 tip
             }
             None => {
-                // Batches are atomic, so a store without a tip record holds nothing at all; anything
-                // else is not ours (or is damaged) and must not be written over.
+                match import {
+                    Some(import) if import.discarding => crate::import::finish_discard(engine)?,
+                    Some(import) => {
+                        return Err(StorageError::ImportIncomplete {
+                            base_height: import.base_height,
+                            cursor: import.last,
+                        });
+                    }
+                    None => {}
+                }
+                // Batches are atomic, so a store without a tip record (or an import record) holds
+                // nothing at all; anything else is not ours (or is damaged) and must not be written over.
                 if !engine.scan(&[], &[0xff; 8], 1)?.is_empty() {
                     return Err(StorageError::Corruption {
                         what: "tip record",
                         detail: "the store holds records but no tip record".into(),
                     });
                 }
-                Self::initialise(&engine, genesis, &genesis_block)?
+                Self::initialise(engine, genesis, &genesis_block)?
             }
         };
         let log_len = engine.log_len()?;
@@ -135,8 +186,18 @@ impl<E: KvEngine> ChainDb<E> {
         }
         let utxo_hash = LtHash::from_bytes(&tip.utxo_hash)
             .map_err(|e| StorageError::undecodable("tip record", e))?;
+        let base_height = match engine.get(record::BASE_KEY)? {
+            Some(bytes) => record::open_base(&bytes)?,
+            None => 0,
+        };
+        if base_height > tip.height {
+            return Err(StorageError::Corruption {
+                what: "base record",
+                detail: format!("base {base_height} is above tip {}", tip.height),
+            });
+        }
         let tip_block =
-            read_block(&engine, tip.height)?.ok_or_else(|| StorageError::Corruption {
+            read_block(engine, tip.height)?.ok_or_else(|| StorageError::Corruption {
                 what: "tip record",
                 detail: format!("tip block {} is missing", tip.height),
             })?;
@@ -160,31 +221,42 @@ impl<E: KvEngine> ChainDb<E> {
                 ),
             });
         }
-        let cache = warm_cache(&engine, config.utxo_cache_entries(), tip.utxo_count)?;
-        let wal = count_wal(&engine)?;
+        let cache = warm_cache(engine, config.utxo_cache_entries(), tip.utxo_count)?;
+        let wal = count_wal(engine)?;
         info!(
             height = tip.height,
+            base = base_height,
             utxos = tip.utxo_count,
             cached = cache.len(),
             complete = cache.is_complete(),
             wal_entries = wal.entries,
             "storage opened"
         );
-        Ok(ChainDb {
-            engine,
+        Ok(LoadedChain {
             genesis_hash,
-            state: RwLock::new(ChainState {
+            base_height,
+            state: ChainState {
                 tip,
                 utxo_hash,
                 cache,
-            }),
+            },
+            wal,
+        })
+    }
+
+    pub(crate) fn assemble(engine: E, loaded: LoadedChain, config: &StorageConfig) -> Self {
+        ChainDb {
+            engine,
+            genesis_hash: loaded.genesis_hash,
+            base_height: loaded.base_height,
+            state: RwLock::new(loaded.state),
             writer: Mutex::new(()),
-            wal: Mutex::new(wal),
+            wal: Mutex::new(loaded.wal),
             wal_max_entries: config.wal_max_entries,
             wal_max_bytes: config.wal_max_bytes,
             halted: OnceLock::new(),
             pending: Mutex::new(None),
-        })
+        }
     }
 
     fn initialise(
@@ -217,6 +289,32 @@ impl<E: KvEngine> ChainDb<E> {
         engine.commit(batch)?;
         info!(genesis = %hash, utxos = utxos.len(), "storage initialised from genesis");
         Ok(tip)
+    }
+
+    /// Starts importing the UTXO set of `base` (a block the caller has verified against its certificate)
+    /// into the fresh store on `engine`; see [`SnapshotImport`]. The base block and its certificate are
+    /// written first, so the store can serve them and check the next block's parent once finished.
+    ///
+    /// Refuses an engine that holds anything ([`NotAFreshStore`](StorageError::NotAFreshStore); an
+    /// unfinished import is resumed with [`resume_import`](Self::resume_import)), a base at height 0 (a
+    /// store grown from genesis needs no import), and a certificate for another block.
+    pub fn import_snapshot(
+        engine: E,
+        config: &StorageConfig,
+        genesis: &Genesis,
+        base: &CertifiedBase,
+    ) -> Result<SnapshotImport<E>, StorageError> {
+        SnapshotImport::begin(engine, config, genesis, base)
+    }
+
+    /// Picks up the unfinished import on `engine` (the one [`open`](Self::open) reported as
+    /// [`ImportIncomplete`](StorageError::ImportIncomplete)) where its last durable page left it.
+    pub fn resume_import(
+        engine: E,
+        config: &StorageConfig,
+        genesis: &Genesis,
+    ) -> Result<SnapshotImport<E>, StorageError> {
+        SnapshotImport::resume(engine, config, genesis)
     }
 
     /// The engine underneath, for tools and tests that inspect raw records.
@@ -335,7 +433,7 @@ impl<E: KvEngine> ChainDb<E> {
         let tip = state.tip.clone();
         let mut parent = BlockHash(Hash::ZERO);
         let mut tip_header = None;
-        for height in 0..=tip.height {
+        for height in self.base_height..=tip.height {
             let stored = self
                 .block_at(height)?
                 .ok_or_else(|| StorageError::Corruption {
@@ -343,7 +441,10 @@ impl<E: KvEngine> ChainDb<E> {
                     detail: format!("block {height} is missing below tip {}", tip.height),
                 })?;
             let hash = stored.block.hash();
-            if stored.block.header.height != height || stored.block.header.parent != parent {
+            // The base block's parent lies below the base: only the blocks above it link to one held.
+            let linked =
+                height == self.base_height && height > 0 || stored.block.header.parent == parent;
+            if stored.block.header.height != height || !linked {
                 return Err(StorageError::Corruption {
                     what: "chain",
                     detail: format!("block {height} does not link to its parent"),
@@ -370,16 +471,7 @@ impl<E: KvEngine> ChainDb<E> {
                 detail: format!("tip hash {} but block {} is {parent}", tip.hash, tip.height),
             });
         }
-        let mut rebuilt = LtHash::new();
-        let mut count = 0u64;
-        let (from, to) = record::utxo_range();
-        for_each_in_range(&self.engine, &from, &to, |key, value| {
-            let op = record::outpoint_from_key(&key)?;
-            let out = record::open_txout(&key, &value)?;
-            rebuilt.insert(&timecoin_types::utxo_element(&op, &out));
-            count += 1;
-            Ok(())
-        })?;
+        let (rebuilt, count) = rehash_utxos(&self.engine)?;
         let computed = rebuilt.checksum();
         if rebuilt != state.utxo_hash || count != tip.utxo_count {
             return Err(StorageError::Corruption {
@@ -407,7 +499,7 @@ impl<E: KvEngine> ChainDb<E> {
                 height: tip.height,
                 hash: tip.hash,
             },
-            blocks: tip.height + 1,
+            blocks: tip.height - self.base_height + 1,
             utxos: count,
             commitment: computed,
         })
@@ -500,7 +592,7 @@ impl<E: KvEngine> ChainDb<E> {
 pub struct IntegrityReport {
     /// The tip.
     pub tip: ChainTip,
-    /// Blocks checked (genesis included).
+    /// Blocks checked: base to tip (genesis included when the base is 0).
     pub blocks: u64,
     /// Unspent outputs rehashed.
     pub utxos: u64,
@@ -531,7 +623,10 @@ impl<E: KvEngine> UtxoView for ChainView<'_, E> {
     }
 }
 
-fn read_block<E: KvEngine>(engine: &E, height: Height) -> Result<Option<Block>, StorageError> {
+pub(crate) fn read_block<E: KvEngine>(
+    engine: &E,
+    height: Height,
+) -> Result<Option<Block>, StorageError> {
     let key = record::height_key(record::BLOCK, height);
     let Some(value) = engine.get(&key)? else {
         return Ok(None);
@@ -545,8 +640,23 @@ fn read_block<E: KvEngine>(engine: &E, height: Height) -> Result<Option<Block>, 
     record::open_block_body(height, &bytes).map(Some)
 }
 
+/// The multiset hash and count of every output on disk, rebuilt from scratch a chunk at a time.
+pub(crate) fn rehash_utxos<E: KvEngine>(engine: &E) -> Result<(LtHash, u64), StorageError> {
+    let mut rebuilt = LtHash::new();
+    let mut count = 0u64;
+    let (from, to) = record::utxo_range();
+    for_each_in_range(engine, &from, &to, |key, value| {
+        let op = record::outpoint_from_key(&key)?;
+        let out = record::open_txout(&key, &value)?;
+        rebuilt.insert(&timecoin_types::utxo_element(&op, &out));
+        count += 1;
+        Ok(())
+    })?;
+    Ok((rebuilt, count))
+}
+
 /// Appends a block's sealed body to the engine's log (durably) and returns where it is.
-fn append_body<E: KvEngine>(
+pub(crate) fn append_body<E: KvEngine>(
     engine: &E,
     height: Height,
     block: &Block,
@@ -559,7 +669,7 @@ fn append_body<E: KvEngine>(
     })
 }
 
-fn put_block(
+pub(crate) fn put_block(
     batch: &mut WriteBatch,
     block: &Block,
     hash: BlockHash,
@@ -635,7 +745,7 @@ impl<E: KvEngine> BlockStore for ChainDb<E> {
     fn block(&self, height: Height) -> Result<Option<StoredBlock>, StorageError> {
         self.check_halted()?;
         let tip = self.state.read().tip.height;
-        if height > tip {
+        if height > tip || height < self.base_height {
             return Ok(None);
         }
         self.block_at(height)?
@@ -664,6 +774,11 @@ impl<E: KvEngine> BlockStore for ChainDb<E> {
             });
         }
         Ok(Some(stored))
+    }
+
+    fn base_height(&self) -> Result<Height, StorageError> {
+        self.check_halted()?;
+        Ok(self.base_height)
     }
 
     fn height_of(&self, hash: &BlockHash) -> Result<Option<Height>, StorageError> {

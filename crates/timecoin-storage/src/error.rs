@@ -153,6 +153,31 @@ pub enum StorageError {
         /// Which rule the page broke.
         reason: String,
     },
+    /// The store holds a snapshot import that has not finished: it is not a chain yet. Resume it
+    /// ([`ChainDb::resume_import`](crate::ChainDb::resume_import)), then finish or discard it.
+    #[error(
+        "store holds an unfinished snapshot import of height {base_height}, last outpoint written: {}; resume or discard it",
+        cursor.map_or_else(|| "none".to_string(), |op| op.to_string())
+    )]
+    ImportIncomplete {
+        /// The height whose UTXO set is being imported.
+        base_height: Height,
+        /// The last outpoint written; the next page starts after it (`None`: from the start).
+        cursor: Option<OutPoint>,
+    },
+    /// A snapshot import was started on a store that already holds something (a chain, or another
+    /// import): an import fills a fresh store only.
+    #[error("cannot import a snapshot into a store that holds {found}")]
+    NotAFreshStore {
+        /// What the store holds.
+        found: &'static str,
+    },
+    /// The base given to a snapshot import is not one the store can build a chain on.
+    #[error("snapshot base refused: {reason}")]
+    BadImportBase {
+        /// Which rule it broke.
+        reason: String,
+    },
     /// A value is larger than the limit for its kind; nothing was written.
     #[error("{what} is {len} bytes, over the limit of {max}")]
     TooLarge {

@@ -77,7 +77,9 @@
 //! - Every stored value carries a checksum over its key and bytes, and decodes canonically; anything else
 //!   is [`StorageError::Corruption`].
 //! - The UTXO set's [`LtHash`](timecoin_crypto::LtHash) is kept up to date block by block and checked
-//!   against each header's `utxo_commitment`; [`UtxoSyncCheck`] checks a set received in pages.
+//!   against each header's `utxo_commitment`; [`UtxoSyncCheck`] checks a set received in pages, and
+//!   [`ChainDb::import_snapshot`] writes one into a fresh store ([`SnapshotImport`]) that becomes a chain
+//!   based at the snapshot's block only once the whole set checks out.
 //! - Everything blocks; [`AsyncChainStore`] runs it on tokio's blocking pool.
 //!
 //! ## Feature flags
@@ -94,6 +96,7 @@ mod config;
 mod consensus_state;
 pub mod engine;
 mod error;
+mod import;
 mod record;
 mod scan;
 mod sync;
@@ -113,6 +116,7 @@ pub use config::{
 pub use consensus_state::{MAX_SIGNED_STATE_BYTES, MAX_WAL_ENTRY_BYTES};
 pub use engine::{AnyEngine, BatchOp, KvEngine, KvPair, MemoryEngine, SledEngine, WriteBatch};
 pub use error::StorageError;
+pub use import::{CertifiedBase, ImportRefused, SnapshotImport};
 pub use record::{MAX_HOST_RECORD_BYTES, MAX_HOST_RECORD_NAME};
 pub use sync::UtxoSyncCheck;
 pub use traits::{

@@ -11,6 +11,8 @@
 //! | `c` ‖ height (BE) | its [`CommitCertificate`] (absent for genesis) |
 //! | `h` ‖ block hash | its height |
 //! | `m` `t` | the [`TipRecord`]: genesis, tip, UTXO count and multiset-hash state |
+//! | `m` `b` | the base: the height (BE) of the lowest block held, when it is not 0 (a store built by a snapshot import) |
+//! | `m` `i` | the [`ImportRecord`] of an unfinished snapshot import (present exactly while `m` `t` is absent) |
 //! | `m` `p` | the WAL's prune floor: the highest height any `prune_below` has pruned below (BE) |
 //! | `m` `x` ‖ name | a host record: the height (BE) of the block it was written with, then its bytes |
 //! | `s` | the last-signed consensus state (opaque) |
@@ -33,6 +35,8 @@ pub(crate) const HASH_INDEX: u8 = b'h';
 pub(crate) const WAL: u8 = b'w';
 pub(crate) const TIP_KEY: &[u8] = b"mt";
 pub(crate) const WAL_PRUNED_KEY: &[u8] = b"mp";
+pub(crate) const BASE_KEY: &[u8] = b"mb";
+pub(crate) const IMPORT_KEY: &[u8] = b"mi";
 pub(crate) const SIGNED_KEY: &[u8] = b"s";
 const HOST_PREFIX: &[u8] = b"mx";
 
@@ -47,6 +51,8 @@ pub(crate) const CHECKSUM_LEN: usize = 8;
 const MAX_TXOUT_BYTES: usize = 64;
 /// The tip record holds a 2 KiB multiset-hash state plus a few fixed fields.
 const MAX_TIP_BYTES: usize = 4096;
+/// The import record holds a 2 KiB multiset-hash state, an outpoint and a few fixed fields.
+const MAX_IMPORT_BYTES: usize = 4096;
 
 pub(crate) fn host_key(name: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(HOST_PREFIX.len() + name.len());
@@ -373,6 +379,14 @@ pub(crate) fn open_height(key: &[u8], value: &[u8]) -> Result<Height, StorageErr
     open_u64("block hash index", key, value)
 }
 
+pub(crate) fn seal_base(height: Height) -> Vec<u8> {
+    seal(BASE_KEY, height.to_be_bytes().to_vec())
+}
+
+pub(crate) fn open_base(value: &[u8]) -> Result<Height, StorageError> {
+    open_u64("base record", BASE_KEY, value)
+}
+
 pub(crate) fn seal_wal_pruned(height: Height) -> Vec<u8> {
     seal(WAL_PRUNED_KEY, height.to_be_bytes().to_vec())
 }
@@ -416,6 +430,41 @@ pub(crate) fn open_tip(value: &[u8]) -> Result<TipRecord, StorageError> {
     let payload = open("tip record", TIP_KEY, value)?;
     decode_bounded(payload, "tip record", MAX_TIP_BYTES)
         .map_err(|e| StorageError::undecodable("tip record", e))
+}
+
+/// Where an unfinished snapshot import stands: its base block, and the outputs written so far as one
+/// summary, rewritten in the batch of every page so it always describes exactly the `u` records on disk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ImportRecord {
+    /// Hash of block 0 of the chain being imported.
+    pub(crate) genesis: BlockHash,
+    /// Height of the certified block whose UTXO set is imported.
+    pub(crate) base_height: Height,
+    /// Its hash.
+    pub(crate) base_hash: BlockHash,
+    /// Length of the block log once the base block's body is in it.
+    pub(crate) log_end: u64,
+    /// The last outpoint written, `None` before the first non-empty page.
+    pub(crate) last: Option<OutPoint>,
+    /// A page said it ended the set.
+    pub(crate) complete: bool,
+    /// Outputs written.
+    pub(crate) count: u64,
+    /// [`timecoin_crypto::LtHash::to_bytes`] of the outputs written.
+    pub(crate) utxo_hash: Vec<u8>,
+    /// A discard has begun: every other record is being deleted, and whoever opens the engine next
+    /// finishes the job rather than reading a half-deleted set.
+    pub(crate) discarding: bool,
+}
+
+pub(crate) fn seal_import(record: &ImportRecord) -> Vec<u8> {
+    seal(IMPORT_KEY, encode(record))
+}
+
+pub(crate) fn open_import(value: &[u8]) -> Result<ImportRecord, StorageError> {
+    let payload = open("import record", IMPORT_KEY, value)?;
+    decode_bounded(payload, "import record", MAX_IMPORT_BYTES)
+        .map_err(|e| StorageError::undecodable("import record", e))
 }
 
 #[cfg(test)]
@@ -583,6 +632,17 @@ mod tests {
             log_end: body.len() as u64,
         };
         let entry: Vec<u8> = (0..5_000u32).map(|i| (i % 251) as u8).collect();
+        let import = ImportRecord {
+            genesis: block.hash(),
+            base_height: 12,
+            base_hash: BlockHash(Hash::from_bytes([3; 32])),
+            log_end: 4_321,
+            last: Some(op),
+            complete: false,
+            count: 2,
+            utxo_hash: genesis.utxo_hash().to_bytes(),
+            discarding: false,
+        };
         let actual = [
             (
                 "UTXO record",
@@ -626,6 +686,14 @@ mod tests {
                     seal_host(&host_key("node/registry"), 7, b"snapshot"),
                 )]),
             ),
+            (
+                "base record",
+                fingerprint(&[(BASE_KEY.to_vec(), seal_base(12))]),
+            ),
+            (
+                "import record",
+                fingerprint(&[(IMPORT_KEY.to_vec(), seal_import(&import))]),
+            ),
         ];
         let expected = [
             (
@@ -663,6 +731,14 @@ mod tests {
             (
                 "host record",
                 "c68a5f3b23dc916ea7be47b901253d7f7ee77218258ab7bac6c7c670187c2f22",
+            ),
+            (
+                "base record",
+                "6b3c66723f7cd056a7c607edd77fb25897926169a16f294778af59534e20d6de",
+            ),
+            (
+                "import record",
+                "94b4215928aec523f31fb54b77117d5748015dc2581398a99715df1b5be7d439",
             ),
         ];
         assert_eq!(actual.len(), expected.len());

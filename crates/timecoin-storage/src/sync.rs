@@ -120,6 +120,39 @@ impl UtxoSyncCheck {
         Ok(self.count)
     }
 
+    /// A check that has already taken pages up to `last` at `tip`: how a resumed snapshot import picks
+    /// up the state it wrote down with its last page.
+    pub(crate) fn resumed(
+        tip: ChainTip,
+        last: Option<OutPoint>,
+        finished: bool,
+        hash: LtHash,
+        count: u64,
+    ) -> Self {
+        UtxoSyncCheck {
+            tip: Some(tip),
+            last,
+            finished,
+            hash,
+            count,
+        }
+    }
+
+    /// The last outpoint received: the cursor to ask the next page with.
+    pub fn cursor(&self) -> Option<OutPoint> {
+        self.last
+    }
+
+    /// Outputs received so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// A page said it ended the set.
+    pub fn is_complete(&self) -> bool {
+        self.finished
+    }
+
     /// The multiset hash of what was received so far.
     pub fn hash(&self) -> &LtHash {
         &self.hash

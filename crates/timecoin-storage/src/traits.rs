@@ -58,8 +58,10 @@ pub struct UtxoPage {
 /// Durable home of finalized blocks and their certificates.
 ///
 /// An implementation must guarantee:
-/// - blocks `0..=tip().height` are all present, each with its certificate (none for genesis), each
-///   reachable by height and by hash, each the parent of the next;
+/// - blocks `base_height()..=tip().height` are all present, each with its certificate (none for
+///   genesis), each reachable by height and by hash, each the parent of the next; blocks below the base
+///   are absent (`None`), as if never stored: a store built from a snapshot starts at the snapshot's
+///   certified block, which it keeps with its certificate so it can serve it and link the next block;
 /// - a block is visible only once its whole batch is durable (see [`ChainStore::apply_finalized`]);
 /// - reads report damage as [`StorageError::Corruption`] and never return a block other than the one
 ///   asked for.
@@ -69,8 +71,15 @@ pub trait BlockStore: Send + Sync {
     /// The last finalized block.
     fn tip(&self) -> Result<ChainTip, StorageError>;
 
-    /// The block at `height` with its certificate; `None` above the tip.
+    /// The block at `height` with its certificate; `None` above the tip and below the base.
     fn block(&self, height: Height) -> Result<Option<StoredBlock>, StorageError>;
+
+    /// The lowest block held: 0 for a store grown from genesis, `H` for one built from the UTXO snapshot
+    /// of block `H`. It never changes once the store exists. The default, 0, is right for any store that
+    /// keeps the whole chain.
+    fn base_height(&self) -> Result<Height, StorageError> {
+        Ok(0)
+    }
 
     /// The block with this hash; `None` if no finalized block has it.
     fn block_by_hash(&self, hash: &BlockHash) -> Result<Option<StoredBlock>, StorageError>;

@@ -14,13 +14,13 @@ use std::sync::Arc;
 use timecoin_crypto::Hash;
 use timecoin_storage::testing::BlockFactory;
 use timecoin_storage::{
-    AsyncChainStore, BlockStore, ChainDb, ChainStore, ConsensusStateStore, HostRecord, KvEngine,
-    KvPair, MAX_HOST_RECORD_NAME, MemoryEngine, SledEngine, StorageConfig, StorageError, UtxoPage,
-    UtxoSyncCheck, WriteBatch,
+    AsyncChainStore, BlockStore, CertifiedBase, ChainDb, ChainStore, ConsensusStateStore,
+    HostRecord, KvEngine, KvPair, MAX_HOST_RECORD_NAME, MAX_UTXO_PAGE, MemoryEngine, SledEngine,
+    SnapshotImport, StorageConfig, StorageError, UtxoPage, UtxoSyncCheck, WriteBatch,
 };
 use timecoin_types::{
-    Amount, Block, BlockDelta, Genesis, OutPoint, Transaction, TxBuilder, TxId, TxKind, TxOut,
-    WellFormedBlock, block_utxo_delta,
+    Amount, Block, BlockDelta, BlockHash, CommitCertificate, Genesis, OutPoint, Transaction,
+    TxBuilder, TxId, TxKind, TxOut, WellFormedBlock, block_utxo_delta,
 };
 
 /// Opens stores of one kind; a second `open` sees what the first one wrote.
@@ -33,6 +33,9 @@ trait Backend {
         config: &StorageConfig,
         genesis: &Genesis,
     ) -> Result<ChainDb<Self::Engine>, StorageError>;
+    /// The raw engine over the same storage a later `open_with` sees, with the config to open it with
+    /// (for a snapshot import, which starts from an engine rather than a store).
+    fn engine(&mut self) -> (Self::Engine, StorageConfig);
 }
 
 struct Memory {
@@ -58,6 +61,9 @@ impl Backend for Memory {
         genesis: &Genesis,
     ) -> Result<ChainDb<Self::Engine>, StorageError> {
         ChainDb::open(Arc::clone(&self.engine), config, genesis)
+    }
+    fn engine(&mut self) -> (Self::Engine, StorageConfig) {
+        (Arc::clone(&self.engine), test_config())
     }
 }
 
@@ -106,6 +112,15 @@ impl Backend for Sled {
             &config,
             genesis,
         )
+    }
+    fn engine(&mut self) -> (Self::Engine, StorageConfig) {
+        let config = StorageConfig {
+            backend: timecoin_storage::BackendKind::Sled {
+                path: self.dir.path().into(),
+            },
+            ..test_config()
+        };
+        (SledEngine::open(self.dir.path(), &config).unwrap(), config)
     }
 }
 
@@ -1068,6 +1083,7 @@ fn async_handle_applies_and_reads_on_the_blocking_pool<B: Backend>(b: &mut B) {
             .unwrap();
         assert_eq!(handle.tip().await.unwrap().hash, block.hash());
         assert_eq!(handle.block(1).await.unwrap().unwrap().block, *block);
+        assert_eq!(handle.base_height().await.unwrap(), 0);
         let page = handle.utxo_page(None, 0).await.unwrap();
         assert_eq!(page.tip.height, 1);
         handle.append_wal(2, b"vote".to_vec()).await.unwrap();
@@ -1117,10 +1133,394 @@ fn large_values_stay_out_of_sleds_unsynced_blob_files() {
     assert_matches_model(&store, &model);
 }
 
+// ---------------------------------------------------------------------------------------------------
+// Snapshot import
+// ---------------------------------------------------------------------------------------------------
+
+/// A chain of `blocks` blocks of 20 transactions on the memory engine (a peer that serves its UTXO set),
+/// and its tip as the base of a snapshot.
+fn source_chain(factory: &BlockFactory, blocks: usize) -> (ChainDb<MemoryEngine>, CertifiedBase) {
+    let source = ChainDb::memory(factory.genesis()).unwrap();
+    let mut model = Model::at_genesis(factory.genesis());
+    apply_blocks(&source, factory, &mut model, blocks, 20);
+    let base = certified_tip(&source);
+    (source, base)
+}
+
+fn certified_tip(store: &impl BlockStore) -> CertifiedBase {
+    let tip = store.tip().unwrap();
+    let stored = store.block(tip.height).unwrap().unwrap();
+    CertifiedBase {
+        block: WellFormedBlock::try_from(stored.block).unwrap(),
+        certificate: stored.certificate.unwrap(),
+    }
+}
+
+/// Every page of `source`'s set, `size` outputs each.
+fn all_pages(source: &impl ChainStore, size: usize) -> Vec<UtxoPage> {
+    let mut pages = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = source.utxo_page(cursor.as_ref(), size).unwrap();
+        cursor = page.next;
+        pages.push(page);
+        if cursor.is_none() {
+            return pages;
+        }
+    }
+}
+
+/// Imports the rest of `source`'s set, from the import's cursor on.
+fn import_rest<E: KvEngine>(import: &mut SnapshotImport<E>, source: &impl ChainStore, size: usize) {
+    while !import.is_complete() {
+        let page = source.utxo_page(import.cursor().as_ref(), size).unwrap();
+        import.add_page(&page).unwrap();
+    }
+}
+
+/// The same tip, UTXO set, count and multiset hash, and a store whose own records agree.
+fn assert_same_state<E: KvEngine>(store: &ChainDb<E>, source: &impl ChainStore) {
+    assert_eq!(store.utxo_state().unwrap(), source.utxo_state().unwrap());
+    assert_eq!(all_utxos(store, 0), all_utxos(source, 0));
+    let report = store.verify_integrity().unwrap();
+    assert_eq!(report.utxos, source.utxo_state().unwrap().count);
+    assert_eq!(report.tip, source.tip().unwrap());
+}
+
+fn a_snapshot_imported_page_by_page_becomes_a_chain_that_takes_the_next_blocks<B: Backend>(
+    b: &mut B,
+) {
+    let factory = BlockFactory::local(4);
+    let (source, base) = source_chain(&factory, 4);
+    let h = base.block.header.height;
+    let (engine, config) = b.engine();
+    let mut import = ChainDb::import_snapshot(engine, &config, factory.genesis(), &base).unwrap();
+    assert_eq!(import.base(), source.tip().unwrap());
+    assert_eq!(import.cursor(), None);
+    let mut pages = 0;
+    while !import.is_complete() {
+        let page = source.utxo_page(import.cursor().as_ref(), 7).unwrap();
+        import.add_page(&page).unwrap();
+        assert_eq!(import.cursor(), page.entries.last().map(|(op, _)| *op));
+        pages += 1;
+    }
+    assert!(pages > 5, "{pages} pages");
+    assert_eq!(import.count(), source.utxo_state().unwrap().count);
+    let store = import.finish().unwrap();
+
+    assert_same_state(&store, &source);
+    assert_eq!(store.base_height().unwrap(), h);
+    assert_eq!(source.base_height().unwrap(), 0);
+    assert_eq!(store.block(h).unwrap(), source.block(h).unwrap());
+    for below in [0, 1, h - 1] {
+        assert_eq!(store.block(below).unwrap(), None, "block {below}");
+    }
+    assert_eq!(store.block_by_hash(&source.genesis_hash()).unwrap(), None);
+    assert_eq!(store.height_of(&base.block.hash()).unwrap(), Some(h));
+    assert_eq!(store.verify_integrity().unwrap().blocks, 1);
+
+    // Block sync carries on from the base: the next blocks of the source apply on top.
+    for _ in 0..3 {
+        let (block, cert) = factory.next_block(&source, 15).unwrap();
+        source.apply_finalized(&block, &cert).unwrap();
+        store.apply_finalized(&block, &cert).unwrap();
+    }
+    assert_same_state(&store, &source);
+    assert_eq!(store.verify_integrity().unwrap().blocks, 4);
+
+    drop(store);
+    let store = open(b, &factory);
+    assert_eq!(store.base_height().unwrap(), h);
+    assert_same_state(&store, &source);
+    for height in h..=h + 3 {
+        assert_eq!(store.block(height).unwrap(), source.block(height).unwrap());
+    }
+    assert_eq!(store.block(h - 1).unwrap(), None);
+}
+
+fn forged_snapshot_pages_are_refused_and_the_honest_set_is_then_accepted<B: Backend>(b: &mut B) {
+    let factory = BlockFactory::local(4);
+    let (source, base) = source_chain(&factory, 3);
+    let genesis = factory.genesis();
+    let honest = all_pages(&source, 10);
+    assert!(honest.len() > 4);
+    let (engine, config) = b.engine();
+    let mut import = ChainDb::import_snapshot(engine, &config, genesis, &base).unwrap();
+    import.add_page(&honest[0]).unwrap();
+
+    // Pages that break a rule are refused at once and change nothing.
+    let second = &honest[1];
+    let mut reordered = second.clone();
+    reordered.entries.swap(0, 1);
+    let mut skipping = second.clone();
+    skipping.next = honest[2].next;
+    let mut elsewhere = second.clone();
+    elsewhere.tip.height -= 1;
+    let oversized = UtxoPage {
+        entries: (0..=MAX_UTXO_PAGE as u32)
+            .map(|vout| {
+                let op = OutPoint {
+                    txid: TxId(Hash::from_bytes([0xfe; 32])),
+                    vout,
+                };
+                (op, second.entries[0].1)
+            })
+            .collect(),
+        next: None,
+        tip: second.tip,
+    };
+    for forged in [&honest[0], &reordered, &skipping, &elsewhere, &oversized] {
+        let err = import.add_page(forged).unwrap_err();
+        assert!(matches!(err, StorageError::BadSyncPage { .. }), "{err}");
+        assert_eq!(import.cursor(), honest[0].next);
+        assert_eq!(import.count(), 10);
+    }
+    // The honest copy, fetched again from another peer, is taken.
+    import.add_page(second).unwrap();
+    // Finishing before the last page is refused, and the import comes back to carry on with.
+    let refused = import.finish().unwrap_err();
+    assert!(
+        matches!(refused.error, StorageError::BadSyncPage { .. }),
+        "{}",
+        refused.error
+    );
+    let mut import = refused.import;
+    assert_eq!(import.cursor(), second.next);
+    for page in &honest[2..] {
+        import.add_page(page).unwrap();
+    }
+    let engine = import.discard().unwrap();
+    drop(engine);
+
+    // Pages whose outputs were altered keep every rule a page can be checked by alone (the multiset
+    // hash covers only the whole set): `finish` refuses them, and the store is no chain.
+    type Forgery = fn(&mut Vec<UtxoPage>);
+    let forgeries: [(&str, Forgery); 3] = [
+        ("an output changed", |pages| {
+            let out = &mut pages[2].entries[3].1;
+            out.amount = Amount::from_sat(out.amount.as_sat() + 1);
+        }),
+        ("an output dropped", |pages| {
+            pages[2].entries.remove(3);
+        }),
+        ("the set cut short", |pages| {
+            pages.truncate(3);
+            pages[2].next = None;
+        }),
+    ];
+    for (what, forge) in forgeries {
+        let mut pages = honest.clone();
+        forge(&mut pages);
+        let (engine, config) = b.engine();
+        let mut import = ChainDb::import_snapshot(engine, &config, genesis, &base).unwrap();
+        for page in &pages {
+            import.add_page(page).unwrap();
+        }
+        assert!(import.is_complete(), "{what}");
+        let refused = import.finish().unwrap_err();
+        assert!(
+            matches!(refused.error, StorageError::CommitmentMismatch { .. }),
+            "{what}: {}",
+            refused.error
+        );
+        drop(refused.import.into_engine());
+        let err = b.open_with(&test_config(), genesis).unwrap_err();
+        assert!(
+            matches!(err, StorageError::ImportIncomplete { .. }),
+            "{what}: {err}"
+        );
+        let (engine, config) = b.engine();
+        let import = ChainDb::resume_import(engine, &config, genesis).unwrap();
+        let refused = import.finish().unwrap_err();
+        assert!(
+            matches!(refused.error, StorageError::CommitmentMismatch { .. }),
+            "{what} after reopening: {}",
+            refused.error
+        );
+        drop(refused.import.discard().unwrap());
+    }
+
+    // The honest set, from scratch on the discarded store.
+    let (engine, config) = b.engine();
+    let mut import = ChainDb::import_snapshot(engine, &config, genesis, &base).unwrap();
+    for page in &honest {
+        import.add_page(page).unwrap();
+    }
+    let store = import.finish().unwrap();
+    assert_same_state(&store, &source);
+}
+
+fn an_interrupted_import_is_no_chain_and_resumes_at_its_cursor<B: Backend>(b: &mut B) {
+    let factory = BlockFactory::local(4);
+    let genesis = factory.genesis();
+    let (source, base) = source_chain(&factory, 3);
+    let h = base.block.header.height;
+
+    // Bases a store cannot be built on.
+    let other_block = CertifiedBase {
+        certificate: CommitCertificate {
+            block_hash: BlockHash(Hash::from_bytes([9; 32])),
+            ..base.certificate.clone()
+        },
+        ..base.clone()
+    };
+    let (engine, config) = b.engine();
+    let err = ChainDb::import_snapshot(engine, &config, genesis, &other_block).unwrap_err();
+    assert!(
+        matches!(err, StorageError::CertificateMismatch { .. }),
+        "{err}"
+    );
+    let at_genesis = CertifiedBase {
+        block: genesis.block(),
+        certificate: factory.certify(&genesis.block()),
+    };
+    let (engine, config) = b.engine();
+    let err = ChainDb::import_snapshot(engine, &config, genesis, &at_genesis).unwrap_err();
+    assert!(matches!(err, StorageError::BadImportBase { .. }), "{err}");
+
+    let (engine, config) = b.engine();
+    let mut import = ChainDb::import_snapshot(engine, &config, genesis, &base).unwrap();
+    for _ in 0..3 {
+        let page = source.utxo_page(import.cursor().as_ref(), 10).unwrap();
+        import.add_page(&page).unwrap();
+    }
+    let (cursor, count) = (import.cursor(), import.count());
+    assert_eq!(count, 30);
+    drop(import);
+
+    // Reopened, the half-imported store is not taken for a chain, nor for a fresh store.
+    match b.open_with(&test_config(), genesis) {
+        Err(StorageError::ImportIncomplete {
+            base_height,
+            cursor: at,
+        }) => assert_eq!((base_height, at), (h, cursor)),
+        other => panic!("expected ImportIncomplete, got {other:?}"),
+    }
+    let (engine, config) = b.engine();
+    let err = ChainDb::import_snapshot(engine, &config, genesis, &base).unwrap_err();
+    assert!(matches!(err, StorageError::NotAFreshStore { .. }), "{err}");
+
+    let (engine, config) = b.engine();
+    let mut import = ChainDb::resume_import(engine, &config, genesis).unwrap();
+    assert_eq!(
+        (import.base(), import.cursor(), import.count()),
+        (source.tip().unwrap(), cursor, count)
+    );
+    import_rest(&mut import, &source, 10);
+    let store = import.finish().unwrap();
+    assert_same_state(&store, &source);
+
+    drop(store);
+    let store = open(b, &factory);
+    assert_same_state(&store, &source);
+    assert_eq!(store.base_height().unwrap(), h);
+    drop(store);
+    let (engine, config) = b.engine();
+    let err = ChainDb::resume_import(engine, &config, genesis).unwrap_err();
+    assert!(matches!(err, StorageError::NotFound { .. }), "{err}");
+    let (engine, config) = b.engine();
+    let err = ChainDb::import_snapshot(engine, &config, genesis, &base).unwrap_err();
+    assert!(matches!(err, StorageError::NotAFreshStore { .. }), "{err}");
+}
+
+/// Every commit an import makes, in turn, is the one the process dies before: reopened, the store is an
+/// unfinished import that resumes and finishes into the source's state, or the finished chain, or (dead
+/// before the first commit) empty. Never a chain with part of the set.
+#[test]
+fn an_import_killed_before_any_of_its_commits_reopens_unfinished_or_complete() {
+    let factory = BlockFactory::local(4);
+    let genesis = factory.genesis();
+    let (source, base) = source_chain(&factory, 2);
+    let pages = all_pages(&source, 10);
+    let commits = pages.len() as u64 + 2;
+    let (mut unfinished, mut complete) = (0, 0);
+    for dies_after in 0..=commits {
+        let memory = Arc::new(MemoryEngine::new());
+        let engine = DiesAfterCommits {
+            inner: Arc::clone(&memory),
+            commits_left: std::sync::atomic::AtomicU64::new(dies_after),
+        };
+        let run = || -> Result<(), StorageError> {
+            let mut import = ChainDb::import_snapshot(engine, &test_config(), genesis, &base)?;
+            for page in &pages {
+                import.add_page(page)?;
+            }
+            import.finish()?;
+            Ok(())
+        };
+        let finished = run().is_ok();
+        assert_eq!(finished, dies_after == commits, "dies after {dies_after}");
+        match ChainDb::resume_import(Arc::clone(&memory), &test_config(), genesis) {
+            Ok(mut import) => {
+                unfinished += 1;
+                let done = dies_after.saturating_sub(1).min(pages.len() as u64) as usize;
+                let written: u64 = pages[..done].iter().map(|p| p.entries.len() as u64).sum();
+                assert_eq!(import.count(), written, "dies after {dies_after}");
+                import_rest(&mut import, &source, 10);
+                assert_same_state(&import.finish().unwrap(), &source);
+            }
+            Err(StorageError::NotFound { .. }) if dies_after == 0 => {
+                assert!(memory.scan(&[], &[0xff; 8], 1).unwrap().is_empty());
+            }
+            Err(StorageError::NotFound { .. }) => {
+                complete += 1;
+                let store = ChainDb::open(Arc::clone(&memory), &test_config(), genesis).unwrap();
+                assert_same_state(&store, &source);
+            }
+            Err(e) => panic!("dies after {dies_after}: {e}"),
+        }
+    }
+    assert_eq!((unfinished, complete), (commits as usize - 1, 1));
+}
+
+/// A discard killed part-way is finished by whoever opens the engine next, never read as a set.
+#[test]
+fn a_discard_killed_part_way_is_finished_by_the_next_open() {
+    let factory = BlockFactory::local(4);
+    let genesis = factory.genesis();
+    let (source, base) = source_chain(&factory, 2);
+    for dies_after in 0..3u64 {
+        let memory = Arc::new(MemoryEngine::new());
+        let mut import =
+            ChainDb::import_snapshot(Arc::clone(&memory), &test_config(), genesis, &base).unwrap();
+        import_rest(&mut import, &source, 10);
+        drop(import);
+        let engine = DiesAfterCommits {
+            inner: Arc::clone(&memory),
+            commits_left: std::sync::atomic::AtomicU64::new(dies_after),
+        };
+        let import = ChainDb::resume_import(engine, &test_config(), genesis).unwrap();
+        assert!(import.discard().is_err(), "dies after {dies_after}");
+        match ChainDb::open(Arc::clone(&memory), &test_config(), genesis) {
+            // Died before the discard was marked: the import is intact.
+            Err(StorageError::ImportIncomplete { .. }) if dies_after == 0 => {}
+            Ok(store) => {
+                assert!(dies_after > 0);
+                assert_eq!(store.tip().unwrap().height, 0);
+                assert_eq!(store.base_height().unwrap(), 0);
+                assert_matches_model(&store, &Model::at_genesis(genesis));
+            }
+            other => panic!("dies after {dies_after}: {other:?}"),
+        }
+    }
+}
+
 macro_rules! backend_suite {
     ($backend:ident, $new:expr) => {
         mod $backend {
             use super::*;
+            #[test]
+            fn a_snapshot_imported_page_by_page_becomes_a_chain_that_takes_the_next_blocks() {
+                super::a_snapshot_imported_page_by_page_becomes_a_chain_that_takes_the_next_blocks(&mut $new);
+            }
+            #[test]
+            fn forged_snapshot_pages_are_refused_and_the_honest_set_is_then_accepted() {
+                super::forged_snapshot_pages_are_refused_and_the_honest_set_is_then_accepted(&mut $new);
+            }
+            #[test]
+            fn an_interrupted_import_is_no_chain_and_resumes_at_its_cursor() {
+                super::an_interrupted_import_is_no_chain_and_resumes_at_its_cursor(&mut $new);
+            }
             #[test]
             fn genesis_store_holds_block_zero_its_outputs_and_commitment() {
                 super::genesis_store_holds_block_zero_its_outputs_and_commitment(&mut $new);
