@@ -298,6 +298,12 @@ pub trait Network: Send + Sync {
     fn report(&self, peer: &PeerId, offence: Misbehavior) {
         let _ = (peer, offence);
     }
+
+    /// Tells the network which masternode operator keys decide the next height, so it can keep slots
+    /// for them. A network without reserved slots may ignore it (the default).
+    fn set_validators(&self, operators: &[PublicKey]) {
+        let _ = operators;
+    }
 }
 
 /// How bad a peer's behaviour was: a transport turns these into a score and disconnects or bans a peer

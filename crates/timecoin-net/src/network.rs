@@ -178,6 +178,10 @@ impl<T: Transport> Network for PeerNetwork<T> {
     fn report(&self, peer: &PeerId, offence: Misbehavior) {
         self.shared.peers.report(peer, offence);
     }
+
+    fn set_validators(&self, operators: &[PublicKey]) {
+        self.set_masternodes(operators.iter().copied());
+    }
 }
 
 async fn accept_loop<T: Transport>(shared: Arc<Shared<T>>) {

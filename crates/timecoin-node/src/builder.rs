@@ -176,8 +176,24 @@ impl Node {
 
     /// Handles events that arrived together; see [`Engine::handle_batch`].
     pub fn handle_batch(&mut self, now_ms: u64, events: Vec<Event>) -> Vec<Effect> {
+        let starting = events.iter().any(|e| matches!(e, Event::Start));
         let effects = self.engine.handle_batch(now_ms, events);
         let mut rest = Vec::new();
+        let finalized = effects
+            .iter()
+            .any(|e| matches!(e, Effect::Finalized { .. }));
+        if starting || finalized {
+            // The set can change only with a finalized block: keep the network's reserved slots on it.
+            let operators: Vec<_> = self
+                .engine
+                .registry()
+                .current()
+                .members()
+                .iter()
+                .map(|v| v.key)
+                .collect();
+            self.network.set_validators(&operators);
+        }
         for effect in effects {
             match effect {
                 Effect::Send { to, channel, bytes } => {
