@@ -40,7 +40,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let (bob, mut bob_events) = TcpNetwork::bind(NetConfig { seeds, ..local }, second).await?;
 
     let mut heard = 0;
-    let wanted = 2 * Channel::ALL.len();
+    let wanted = 2 * Channel::ENGINE.len();
     let deadline = tokio::time::sleep(Duration::from_secs(10));
     tokio::pin!(deadline);
     while heard < wanted {
@@ -53,7 +53,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             NetEvent::Joined { peer, masternode } => {
                 println!("{who}: {peer} joined (masternode operator: {masternode:?})");
                 let net = if who == "alice" { &alice } else { &bob };
-                for channel in Channel::ALL {
+                for channel in Channel::ENGINE {
                     net.send(
                         &peer,
                         channel,

@@ -53,7 +53,9 @@ pub struct NetConfig {
     pub idle_timeout: Duration,
     /// We send a keepalive after this long without sending anything; well under `idle_timeout`.
     pub keepalive_interval: Duration,
-    /// How long to wait before redialing a seed that is not connected.
+    /// How often the dialer looks for free outbound slots to fill (from the seeds, then the address
+    /// book). It also looks at once when discovery brings news; each address backs off on its own
+    /// ([`DialSchedule`](crate::discovery::DialSchedule)), so a short interval does not hammer anyone.
     pub redial_interval: Duration,
     /// How long a peer whose score reached the threshold stays banned.
     pub ban_duration: Duration,
@@ -68,6 +70,22 @@ pub struct NetConfig {
     pub sync_rate: ChannelRate,
     /// Per-peer rate of transactions (over quota: dropped, and scored as spam).
     pub transactions_rate: ChannelRate,
+    /// Discovery messages one peer may send per minute, sustained (over quota: dropped, and scored as
+    /// spam). Honest peers send a handful per connection.
+    pub discovery_per_minute: u32,
+    /// Discovery messages one peer may send at once: a new session sends up to three (`GetAddresses`,
+    /// its own record, and the answer to ours).
+    pub discovery_burst: u32,
+    /// The address peers can reach us on, which we sign and announce. `None` (the default) announces
+    /// nothing: a listen address like `0.0.0.0` says nothing about where we are reachable. A port of 0
+    /// means the port we listen on.
+    pub external_addr: Option<SocketAddr>,
+    /// Accept discovery records for loopback and private addresses. Off on a public network; a local
+    /// testnet on 127.0.0.1 turns it on.
+    pub discovery_allow_local: bool,
+    /// Where the address book is kept across restarts (loaded at start, saved every
+    /// [`BOOK_SAVE_INTERVAL`](crate::BOOK_SAVE_INTERVAL) and at shutdown); `None` keeps it in memory.
+    pub address_book_path: Option<PathBuf>,
     /// Capacity of the queue of [`NetEvent`](crate::NetEvent)s to the engine. When it is full, each
     /// peer's reader waits, which back-pressures that peer's socket.
     pub event_queue: usize,
@@ -103,6 +121,11 @@ impl Default for NetConfig {
                 per_second: 2_000,
                 burst: 4_000,
             },
+            discovery_per_minute: 6,
+            discovery_burst: 6,
+            external_addr: None,
+            discovery_allow_local: false,
+            address_book_path: None,
             event_queue: 4_096,
         }
     }
@@ -112,12 +135,14 @@ impl Default for NetConfig {
 pub const DEFAULT_PORT: u16 = 24_100;
 
 impl NetConfig {
-    /// The rate limit of `channel`.
-    pub fn rate(&self, channel: Channel) -> ChannelRate {
+    /// The per-second rate limit of `channel`; `None` for [`Channel::Discovery`], which is counted per
+    /// minute ([`discovery_per_minute`](Self::discovery_per_minute)).
+    pub fn rate(&self, channel: Channel) -> Option<ChannelRate> {
         match channel {
-            Channel::Consensus => self.consensus_rate,
-            Channel::Sync => self.sync_rate,
-            Channel::Transactions => self.transactions_rate,
+            Channel::Consensus => Some(self.consensus_rate),
+            Channel::Sync => Some(self.sync_rate),
+            Channel::Transactions => Some(self.transactions_rate),
+            Channel::Discovery => None,
         }
     }
 

@@ -36,6 +36,9 @@ pub enum NetError {
         /// The channel.
         channel: Channel,
     },
+    /// The engine asked to send on a channel the network keeps to itself ([`Channel::Discovery`]).
+    #[error("the {0} channel is the network's own")]
+    ReservedChannel(Channel),
     /// The network is shut down.
     #[error("the network is shut down")]
     Closed,

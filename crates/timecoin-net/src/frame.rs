@@ -266,10 +266,10 @@ mod tests {
     #[test]
     fn unknown_tags_and_keepalives_with_a_body_break_the_stream() {
         let mut decoder = FrameDecoder::new();
-        decoder.feed(&[0, 0, 0, 1, 3, 9]);
+        decoder.feed(&[0, 0, 0, 1, 4, 9]);
         assert!(matches!(
             decoder.next_frame(),
-            Err(PeerError::UnknownTag(3))
+            Err(PeerError::UnknownTag(4))
         ));
         let mut decoder = FrameDecoder::new();
         decoder.feed(&[0, 0, 0, 1, KEEPALIVE_TAG, 9]);

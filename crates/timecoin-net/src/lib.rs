@@ -105,6 +105,7 @@ use bytes::Bytes;
 use timecoin_crypto::PublicKey;
 use timecoin_types::{MAX_BLOCK_BYTES, MAX_MESSAGE_BYTES, MAX_TX_BYTES};
 
+mod addresses;
 pub mod bans;
 mod cipher;
 pub mod compress;
@@ -125,7 +126,7 @@ mod transport;
 pub use config::{ChannelRate, DEFAULT_PORT, NetConfig, SeedPeer};
 pub use error::{NetError, PeerError};
 pub use handshake::NodeIdentity;
-pub use network::{NetStats, PeerNetwork, TcpNetwork};
+pub use network::{BOOK_SAVE_INTERVAL, NetStats, OWN_RECORD_REFRESH, PeerNetwork, TcpNetwork};
 pub use transport::{TcpTransport, Transport};
 
 /// A peer's identity: the node key its transport authenticated during the handshake.
@@ -187,11 +188,23 @@ pub enum Channel {
     Sync,
     /// Transactions being gossiped.
     Transactions,
+    /// Peer discovery (`GetAddresses`, `Addresses`). The network speaks it itself: its messages are
+    /// never delivered as [`NetEvent::Message`], and [`TcpNetwork`] refuses to send on it for the engine.
+    Discovery,
 }
 
 impl Channel {
     /// Every channel, highest priority first.
-    pub const ALL: [Channel; 3] = [Channel::Consensus, Channel::Sync, Channel::Transactions];
+    pub const ALL: [Channel; 4] = [
+        Channel::Consensus,
+        Channel::Sync,
+        Channel::Transactions,
+        Channel::Discovery,
+    ];
+
+    /// The channels the engine sends and receives on: all but [`Channel::Discovery`], which the
+    /// network keeps to itself.
+    pub const ENGINE: [Channel; 3] = [Channel::Consensus, Channel::Sync, Channel::Transactions];
 
     /// The largest message a peer may send on this channel. Anything longer is refused before it is
     /// decoded (and counts against the sender).
@@ -209,6 +222,7 @@ impl Channel {
                 }
             }
             Channel::Transactions => MAX_TX_BYTES + 64,
+            Channel::Discovery => discovery::MAX_ADDRESS_MESSAGE_BYTES,
         }
     }
 
@@ -218,6 +232,7 @@ impl Channel {
             Channel::Consensus => 0,
             Channel::Sync => 1,
             Channel::Transactions => 2,
+            Channel::Discovery => 3,
         }
     }
 
@@ -232,6 +247,7 @@ impl Channel {
             0 => Some(Channel::Consensus),
             1 => Some(Channel::Sync),
             2 => Some(Channel::Transactions),
+            3 => Some(Channel::Discovery),
             _ => None,
         }
     }
@@ -256,6 +272,7 @@ impl fmt::Display for Channel {
             Channel::Consensus => "consensus",
             Channel::Sync => "sync",
             Channel::Transactions => "transactions",
+            Channel::Discovery => "discovery",
         })
     }
 }
@@ -349,11 +366,16 @@ mod tests {
             Channel::Consensus.max_message_bytes() > timecoin_types::MAX_BLOCK_BYTES,
             "a proposal carries a whole block"
         );
-        assert_eq!(Channel::from_tag(3), None);
+        assert_eq!(Channel::from_tag(4), None);
+        assert!(
+            Channel::Discovery.max_message_bytes() >= crate::discovery::MAX_ADDRESS_MESSAGE_BYTES,
+            "a full Addresses message fits"
+        );
         assert!(matches!(
             Channel::Transactions.check_len(timecoin_types::MAX_TX_BYTES + 65),
             Err(NetError::TooLarge { .. })
         ));
         assert!(Channel::Consensus < Channel::Sync && Channel::Sync < Channel::Transactions);
+        assert!(Channel::Transactions < Channel::Discovery);
     }
 }

@@ -202,7 +202,7 @@ async fn four_nodes_exchange_messages_on_every_channel_once_per_link() {
         }
     }
 
-    for channel in Channel::ALL {
+    for channel in Channel::ENGINE {
         let payload = Bytes::from(format!("hello on {channel}"));
         nodes[0].0.broadcast(channel, payload.clone()).unwrap();
         for (_, events, _) in nodes.iter_mut().skip(1) {
@@ -499,4 +499,164 @@ async fn a_peer_that_never_reads_fills_only_its_own_queue() {
     );
     assert!(victim.stats().queued_bytes <= crate::peers::MAX_QUEUED_BYTES_PER_PEER);
     honest_link_still_works(&victim, &mut honest_events).await;
+}
+
+/// [`config`] for discovery on one machine: records for 127.0.0.1 are accepted, and each node
+/// announces itself at the port it listens on.
+fn discovering() -> NetConfig {
+    NetConfig {
+        external_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        discovery_allow_local: true,
+        ..config()
+    }
+}
+
+fn seed(net: &TcpNetwork, seed: u8) -> Vec<SeedPeer> {
+    vec![SeedPeer {
+        addr: net.local_addr().unwrap(),
+        key: Some(id(seed)),
+    }]
+}
+
+/// Polls `check` until it holds, or fails the test after [`WAIT`].
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Writes `messages` to the victim as frames on the discovery channel, through the session's cipher.
+async fn send_discovery(stream: &mut TcpStream, keys: &mut Authenticated, messages: &[Vec<u8>]) {
+    let mut plain = BytesMut::new();
+    for message in messages {
+        crate::frame::encode_message(Channel::Discovery, message, &mut plain).unwrap();
+    }
+    let mut sealed = Vec::new();
+    keys.seal(&plain, &mut sealed).unwrap();
+    stream.write_all(&sealed).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_node_finds_peers_beyond_its_seeds_through_discovery() {
+    let (a, mut a_events) = node(1, discovering()).await;
+    let (b, mut b_events) = node(
+        2,
+        NetConfig {
+            seeds: seed(&a, 1),
+            ..discovering()
+        },
+    )
+    .await;
+    joined(&mut a_events, id(2)).await;
+    joined(&mut b_events, id(1)).await;
+    eventually("B learns A's record", || b.knows_address_of(&id(1))).await;
+
+    // C knows only B; B's answer to C's GetAddresses carries A's record, and C dials A.
+    let (c, mut c_events) = node(
+        3,
+        NetConfig {
+            seeds: seed(&b, 2),
+            ..discovering()
+        },
+    )
+    .await;
+    joined(&mut c_events, id(2)).await;
+    joined(&mut c_events, id(1)).await;
+    joined(&mut a_events, id(3)).await;
+    assert!(c.knows_address_of(&id(1)));
+    assert_eq!(c.stats().outbound, 2);
+
+    // All of that was discovery traffic, and none of it reached an engine.
+    for events in [&mut a_events, &mut b_events, &mut c_events] {
+        no_message(events, Duration::from_millis(100)).await;
+    }
+    // The engine cannot speak discovery either; its own channels work on the found link.
+    assert_eq!(
+        c.send(&id(1), Channel::Discovery, Bytes::from_static(&[1])),
+        Err(crate::NetError::ReservedChannel(Channel::Discovery))
+    );
+    c.send(&id(1), Channel::Consensus, Bytes::from_static(b"found you"))
+        .unwrap();
+    let (from, bytes) = message(&mut a_events, Channel::Consensus).await;
+    assert_eq!((from, &bytes[..]), (id(3), &b"found you"[..]));
+    for net in [a, b, c] {
+        net.shutdown();
+    }
+}
+
+#[tokio::test]
+async fn forged_or_garbage_addresses_cost_the_sender_and_are_not_kept() {
+    let (victim, mut victim_events, _honest, mut honest_events) =
+        victim_with_honest_peer(discovering()).await;
+    let addr = victim.local_addr().unwrap();
+    let (mut attacker, mut keys) = handshaken_attacker(9, addr).await;
+    joined(&mut victim_events, id(9)).await;
+
+    // Node 8's record with its signature broken, then bytes that are no discovery message at all.
+    let now = crate::addresses::now_ms();
+    let mut forged = identity(8)
+        .address_record(SocketAddr::from(([127, 0, 0, 1], 4_000)), now)
+        .encode();
+    if let Some(last) = forged.last_mut() {
+        *last ^= 1;
+    }
+    let mut addresses = vec![0x02, 1];
+    addresses.extend_from_slice(&forged);
+    send_discovery(&mut attacker, &mut keys, &[addresses, vec![0x07, 0xff]]).await;
+
+    let bad_signature = crate::Misbehavior::Invalid.penalty();
+    let garbage = crate::Misbehavior::Malformed.penalty();
+    eventually("both offences are scored", || {
+        victim.score(&id(9)) == Some(bad_signature + garbage)
+    })
+    .await;
+    assert!(!victim.knows_address_of(&id(8)));
+    no_message(&mut victim_events, Duration::from_millis(100)).await;
+    honest_link_still_works(&victim, &mut honest_events).await;
+}
+
+#[tokio::test]
+async fn a_discovery_flood_is_dropped_and_scored() {
+    let (victim, mut victim_events, _honest, mut honest_events) =
+        victim_with_honest_peer(NetConfig {
+            discovery_per_minute: 1,
+            discovery_burst: 4,
+            ..discovering()
+        })
+        .await;
+    let (mut attacker, mut keys) = handshaken_attacker(9, victim.local_addr().unwrap()).await;
+    joined(&mut victim_events, id(9)).await;
+    let asks = vec![vec![0x01]; 24];
+    send_discovery(&mut attacker, &mut keys, &asks).await;
+    // The burst is answered; each of the other 20 is dropped and costs a spam point.
+    eventually("the flood is scored", || victim.score(&id(9)) >= Some(20)).await;
+    no_message(&mut victim_events, Duration::from_millis(100)).await;
+    honest_link_still_works(&victim, &mut honest_events).await;
+}
+
+#[tokio::test]
+async fn the_address_book_is_saved_at_shutdown_and_loaded_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("addresses.bin");
+    let (a, mut a_events) = node(1, discovering()).await;
+    let with_book = || NetConfig {
+        seeds: seed(&a, 1),
+        address_book_path: Some(book.clone()),
+        ..discovering()
+    };
+    let (b, _b_events) = node(2, with_book()).await;
+    joined(&mut a_events, id(2)).await;
+    eventually("B learns A's record", || b.knows_address_of(&id(1))).await;
+    b.shutdown();
+    assert!(book.exists());
+
+    let (again, _again_events) = node(2, with_book()).await;
+    assert!(
+        again.knows_address_of(&id(1)),
+        "loaded before any peer spoke"
+    );
+    again.shutdown();
+    a.shutdown();
 }

@@ -4,20 +4,29 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use timecoin_crypto::PublicKey;
 use tokio::sync::mpsc;
 
+use crate::addresses::{self, Discovery};
 use crate::bans::BanList;
+use crate::discovery::{AddressMessage, DialCandidate};
 use crate::handshake::{self, Authenticated, NodeIdentity};
 use crate::limits::{AddressSlot, Direction};
 use crate::peers::{PeerLink, Peers};
 use crate::transport::{TcpTransport, Transport};
-use crate::{
-    Channel, Misbehavior, NetConfig, NetError, NetEvent, Network, PeerError, PeerId, SeedPeer,
-};
+use crate::{Channel, Misbehavior, NetConfig, NetError, NetEvent, Network, PeerError, PeerId};
+
+/// How often the address book is pruned and saved to its file (it is saved at shutdown too): a crash
+/// loses at most this much of what discovery learned.
+pub const BOOK_SAVE_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// How often our own record is signed again and announced to the connected peers: well within the
+/// 3 hours after which peers stop accepting and passing it on.
+pub const OWN_RECORD_REFRESH: Duration = Duration::from_secs(60 * 60);
 
 /// The network over real TCP.
 pub type TcpNetwork = PeerNetwork<TcpTransport>;
@@ -41,6 +50,9 @@ struct Shared<T> {
     identity: NodeIdentity,
     peers: Arc<Peers>,
     next_connection: AtomicU64,
+    /// Our dials between the dial plan and their handshake's end: counted against the free outbound
+    /// slots, so one plan cannot overfill them. Bound: `max_outbound`.
+    dials_in_flight: AtomicUsize,
 }
 
 /// A snapshot of the network's counters, for metrics and for tests that check memory stays bounded.
@@ -88,18 +100,20 @@ impl<T: Transport> PeerNetwork<T> {
             None => BanList::in_memory(),
         };
         let (events, receiver) = mpsc::channel(config.event_queue.max(1));
-        let seeds = config.seeds.clone();
+        let discovery = Discovery::new(identity.peer_id(), identity.chain_id(), &config, &bans);
         let shared = Arc::new(Shared {
             transport,
             identity,
-            peers: Peers::new(config, bans, events),
+            peers: Peers::new(config, bans, events, discovery),
             next_connection: AtomicU64::new(0),
+            dials_in_flight: AtomicUsize::new(0),
         });
         let network = PeerNetwork { shared };
+        // Signed before the first session starts, so every greeting carries it.
+        sign_own_record(&network.shared);
         tokio::spawn(accept_loop(Arc::clone(&network.shared)));
-        for seed in seeds {
-            tokio::spawn(seed_loop(Arc::clone(&network.shared), seed));
-        }
+        tokio::spawn(dial_loop(Arc::clone(&network.shared)));
+        tokio::spawn(maintenance_loop(Arc::clone(&network.shared)));
         Ok((network, receiver))
     }
 
@@ -147,6 +161,21 @@ impl<T: Transport> PeerNetwork<T> {
             .set_masternodes(operators.into_iter().collect::<BTreeSet<_>>());
     }
 
+    /// A connected peer's misbehaviour score.
+    pub fn score(&self, peer: &PeerId) -> Option<u32> {
+        self.shared.peers.get(peer).map(|link| link.score())
+    }
+
+    /// Records in the address book.
+    pub fn known_addresses(&self) -> usize {
+        self.shared.peers.discovery().book_len()
+    }
+
+    /// Whether the address book holds a record for `node`.
+    pub fn knows_address_of(&self, node: &PeerId) -> bool {
+        self.shared.peers.discovery().knows(node)
+    }
+
     /// The network's counters now.
     pub fn stats(&self) -> NetStats {
         let peers = &self.shared.peers;
@@ -160,18 +189,22 @@ impl<T: Transport> PeerNetwork<T> {
         }
     }
 
-    /// Closes every connection and stops accepting and dialing.
+    /// Closes every connection and stops accepting and dialing; saves the address book if it has a
+    /// file. The save is synchronous (a file of at most ~163 KB), so it is done when this returns.
     pub fn shutdown(&self) {
         self.shared.peers.shut_down();
+        save_book(&self.shared);
     }
 }
 
 impl<T: Transport> Network for PeerNetwork<T> {
     fn send(&self, to: &PeerId, channel: Channel, message: Bytes) -> Result<(), NetError> {
+        engine_channel(channel)?;
         self.shared.peers.send(to, channel, message)
     }
 
     fn broadcast(&self, channel: Channel, message: Bytes) -> Result<(), NetError> {
+        engine_channel(channel)?;
         self.shared.peers.broadcast(channel, message)
     }
 
@@ -234,19 +267,131 @@ async fn accept_loop<T: Transport>(shared: Arc<Shared<T>>) {
     }
 }
 
-async fn seed_loop<T: Transport>(shared: Arc<Shared<T>>, seed: SeedPeer) {
+/// Refuses the channels the network keeps to itself: discovery bytes from the engine would be answered
+/// by peers as if the network had sent them.
+fn engine_channel(channel: Channel) -> Result<(), NetError> {
+    if channel == Channel::Discovery {
+        return Err(NetError::ReservedChannel(channel));
+    }
+    Ok(())
+}
+
+/// Keeps the outbound slots filled: seeds first, then addresses from the book, each with its own
+/// backoff. Runs every `redial_interval`, and at once when discovery learns something.
+async fn dial_loop<T: Transport>(shared: Arc<Shared<T>>) {
     let interval = shared.peers.config().redial_interval;
     loop {
         if shared.peers.is_shut_down() {
             return;
         }
-        let already = seed.key.is_some_and(|k| shared.peers.get(&k).is_some());
-        if !already && let Err(e) = connect(&shared, seed.addr, seed.key).await {
-            tracing::info!(addr = %seed.addr, %e, "seed connection ended");
+        for candidate in plan_dials(&shared) {
+            shared.dials_in_flight.fetch_add(1, Ordering::AcqRel);
+            tokio::spawn(dial_candidate(Arc::clone(&shared), candidate));
         }
         tokio::select! {
             () = shared.peers.shutting_down() => return,
+            () = shared.peers.discovery().news() => {}
             () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// The addresses to dial now: as many as there are outbound slots free and not already being dialed.
+fn plan_dials<T: Transport>(shared: &Shared<T>) -> Vec<DialCandidate> {
+    let peers = &shared.peers;
+    let (_, outbound) = peers.limits().peers();
+    let busy = outbound.saturating_add(shared.dials_in_flight.load(Ordering::Acquire));
+    let want = peers.config().max_outbound.saturating_sub(busy);
+    if want == 0 {
+        return Vec::new();
+    }
+    let bans = |node: Option<&PeerId>, addr: &SocketAddr| peers.is_banned(node, addr);
+    peers
+        .discovery()
+        .next_dials(&peers.addresses(), want, &bans)
+}
+
+/// Gives back an in-flight dial's count however its task ends.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Dials one planned address, reports the outcome to the schedule, and runs the session if it
+/// succeeded.
+async fn dial_candidate<T: Transport>(shared: Arc<Shared<T>>, candidate: DialCandidate) {
+    let in_flight = InFlight(&shared.dials_in_flight);
+    let discovery = shared.peers.discovery();
+    let addr = candidate.addr;
+    let handshake = dial_handshake(&shared, addr, candidate.key).await;
+    drop(in_flight);
+    let (stream, address, auth) = match handshake {
+        Ok(done) => done,
+        Err(e) => {
+            discovery.dial_failed(addr);
+            tracing::debug!(%addr, seed = candidate.seed, %e, "dial failed");
+            return;
+        }
+    };
+    discovery.dial_succeeded(&addr);
+    let outcome = run_peer(&shared, stream, addr, Direction::Outbound, address, auth).await;
+    if let Err(e) = outcome {
+        if matches!(e, PeerError::AlreadyConnected) {
+            // It reached us first (a keyless seed, or a simultaneous dial): no point redialing at once.
+            discovery.dial_failed(addr);
+        }
+        tracing::info!(%addr, %e, "outbound connection ended");
+    }
+}
+
+/// Signs our record for the configured external address (a port of 0 takes the one we listen on).
+fn sign_own_record<T: Transport>(shared: &Shared<T>) {
+    let Some(mut addr) = shared.peers.config().external_addr else {
+        return;
+    };
+    if addr.port() == 0 {
+        match shared.transport.local_addr() {
+            Ok(local) => addr.set_port(local.port()),
+            Err(e) => {
+                tracing::warn!(%e, "no listening port to announce");
+                return;
+            }
+        }
+    }
+    let discovery = shared.peers.discovery();
+    if !discovery.rules().is_dialable(&addr) {
+        tracing::warn!(%addr, "the external address is not dialable; peers will refuse our record");
+    }
+    discovery.set_own(shared.identity.address_record(addr, addresses::now_ms()));
+}
+
+fn save_book<T: Transport>(shared: &Shared<T>) {
+    let peers = &shared.peers;
+    let bans = |node: Option<&PeerId>, addr: &SocketAddr| peers.is_banned(node, addr);
+    peers.discovery().prune_and_save(&bans);
+}
+
+/// Re-signs and announces our record, and prunes and saves the book, on their intervals.
+async fn maintenance_loop<T: Transport>(shared: Arc<Shared<T>>) {
+    let start = tokio::time::Instant::now();
+    let mut refresh = tokio::time::interval_at(start + OWN_RECORD_REFRESH, OWN_RECORD_REFRESH);
+    let mut save = tokio::time::interval_at(start + BOOK_SAVE_INTERVAL, BOOK_SAVE_INTERVAL);
+    loop {
+        tokio::select! {
+            () = shared.peers.shutting_down() => return,
+            _ = refresh.tick() => {
+                sign_own_record(&shared);
+                if let Some(own) = shared.peers.discovery().own()
+                    && let Ok(bytes) = AddressMessage::Addresses(vec![own]).encode()
+                    && let Err(e) = shared.peers.broadcast(Channel::Discovery, Bytes::from(bytes))
+                {
+                    tracing::debug!(%e, "could not announce our record");
+                }
+            }
+            _ = save.tick() => save_book(&shared),
         }
     }
 }
@@ -257,6 +402,16 @@ async fn connect<T: Transport>(
     addr: SocketAddr,
     expected: Option<PeerId>,
 ) -> Result<(), PeerError> {
+    let (stream, address, auth) = dial_handshake(shared, addr, expected).await?;
+    run_peer(shared, stream, addr, Direction::Outbound, address, auth).await
+}
+
+/// Dials and authenticates one outbound connection, within the handshake timeout.
+async fn dial_handshake<T: Transport>(
+    shared: &Shared<T>,
+    addr: SocketAddr,
+    expected: Option<PeerId>,
+) -> Result<(T::Stream, AddressSlot, Authenticated), PeerError> {
     let peers = &shared.peers;
     if peers.is_banned(expected.as_ref(), &addr) {
         return Err(PeerError::Banned);
@@ -271,7 +426,7 @@ async fn connect<T: Transport>(
     .await
     .unwrap_or(Err(PeerError::HandshakeTimeout(timeout)));
     let (stream, auth) = auth?;
-    run_peer(shared, stream, addr, Direction::Outbound, address, auth).await
+    Ok((stream, address, auth))
 }
 
 /// Admits an authenticated peer and runs its session; on the way out, removes it and says it left.
@@ -309,6 +464,7 @@ async fn run_peer<T: Transport>(
         peer: id,
         masternode: auth.masternode,
     };
+    peers.discovery().greet(&link);
     let why = if !peers.deliver(joined).await {
         PeerError::Shutdown
     } else {

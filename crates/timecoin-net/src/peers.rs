@@ -4,7 +4,7 @@
 //! Nothing here takes a lock over the whole table: the table is a `DashMap` (sharded), counters are
 //! atomics, and each link's known-message set has its own small mutex.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -17,6 +17,7 @@ use timecoin_crypto::PublicKey;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::addresses::Discovery;
 use crate::bans::{BanList, BanTarget};
 use crate::gossip::{BoundedSet, Digester, KNOWN_PER_PEER, SEEN_TRANSACTIONS};
 use crate::limits::{ConnectionLimits, Direction};
@@ -27,7 +28,8 @@ pub const BAN_SCORE: u32 = 100;
 
 /// Messages queued to one peer on each channel, highest priority first. With
 /// [`MAX_QUEUED_BYTES_PER_PEER`] this bounds what a slow peer can make us hold.
-pub const QUEUE_MESSAGES: [usize; 3] = [1_024, 256, 4_096];
+/// Discovery sends a handful of small messages per session, so its queue is short.
+pub const QUEUE_MESSAGES: [usize; 4] = [1_024, 256, 4_096, 16];
 
 /// Bytes queued to one peer over all channels: room for a few full blocks, and no more however slow it
 /// reads. Past it, sends to that peer fail with [`NetError::QueueFull`] and others are untouched.
@@ -47,7 +49,7 @@ pub enum OverQuota {
 pub const fn over_quota(channel: Channel) -> OverQuota {
     match channel {
         Channel::Consensus | Channel::Sync => OverQuota::BackPressure,
-        Channel::Transactions => OverQuota::Drop,
+        Channel::Transactions | Channel::Discovery => OverQuota::Drop,
     }
 }
 
@@ -63,7 +65,7 @@ pub struct PeerLink {
     pub masternode: Option<PublicKey>,
     /// Tells this connection from a later one to the same peer.
     connection: u64,
-    queues: [mpsc::Sender<Bytes>; 3],
+    queues: [mpsc::Sender<Bytes>; 4],
     queued_bytes: AtomicUsize,
     score: AtomicU32,
     /// Digests this peer is known to hold. Bound: [`KNOWN_PER_PEER`].
@@ -74,7 +76,7 @@ pub struct PeerLink {
 
 /// The receiving ends of a link's queues, owned by its writer.
 pub struct Outbox {
-    pub(crate) queues: [mpsc::Receiver<Bytes>; 3],
+    pub(crate) queues: [mpsc::Receiver<Bytes>; 4],
 }
 
 impl PeerLink {
@@ -87,17 +89,18 @@ impl PeerLink {
         connection: u64,
         close: CancellationToken,
     ) -> (Arc<Self>, Outbox) {
-        let [c, s, t] = QUEUE_MESSAGES;
+        let [c, s, t, d] = QUEUE_MESSAGES;
         let (c_tx, c_rx) = mpsc::channel(c);
         let (s_tx, s_rx) = mpsc::channel(s);
         let (t_tx, t_rx) = mpsc::channel(t);
+        let (d_tx, d_rx) = mpsc::channel(d);
         let link = PeerLink {
             id,
             addr,
             direction,
             masternode,
             connection,
-            queues: [c_tx, s_tx, t_tx],
+            queues: [c_tx, s_tx, t_tx, d_tx],
             queued_bytes: AtomicUsize::new(0),
             score: AtomicU32::new(0),
             known: Mutex::new(BoundedSet::new(KNOWN_PER_PEER)),
@@ -106,7 +109,7 @@ impl PeerLink {
         (
             Arc::new(link),
             Outbox {
-                queues: [c_rx, s_rx, t_rx],
+                queues: [c_rx, s_rx, t_rx, d_rx],
             },
         )
     }
@@ -186,6 +189,8 @@ pub struct Peers {
     events: mpsc::Sender<NetEvent>,
     /// Cancelled when the network shuts down; every link's token is a child of it.
     shutdown: CancellationToken,
+    /// The address book, dial schedule and our own record.
+    discovery: Discovery,
 }
 
 impl Peers {
@@ -194,6 +199,7 @@ impl Peers {
         config: NetConfig,
         bans: BanList,
         events: mpsc::Sender<NetEvent>,
+        discovery: Discovery,
     ) -> Arc<Self> {
         Arc::new(Peers {
             limits: ConnectionLimits::new(&config),
@@ -205,7 +211,13 @@ impl Peers {
             seen_transactions: Mutex::new(BoundedSet::new(SEEN_TRANSACTIONS)),
             events,
             shutdown: CancellationToken::new(),
+            discovery,
         })
+    }
+
+    /// The discovery state.
+    pub(crate) fn discovery(&self) -> &Discovery {
+        &self.discovery
     }
 
     /// The configuration.
@@ -287,6 +299,14 @@ impl Peers {
         ids
     }
 
+    /// Where each connected peer's connection goes to or comes from.
+    pub fn addresses(&self) -> BTreeMap<PeerId, SocketAddr> {
+        self.table
+            .iter()
+            .map(|e| (*e.key(), e.value().addr))
+            .collect()
+    }
+
     /// Bytes queued to all peers.
     pub fn queued_bytes(&self) -> usize {
         self.table.iter().map(|e| e.value().queued_bytes()).sum()
@@ -330,6 +350,10 @@ impl Peers {
         channel: Channel,
         bytes: Bytes,
     ) -> Option<NetEvent> {
+        if channel == Channel::Discovery {
+            // The network answers discovery itself; the engine never sees it.
+            return None;
+        }
         let digest = self.digester.digest(channel, &bytes);
         let first_from_this_peer = link.learn(digest);
         if channel == Channel::Transactions {

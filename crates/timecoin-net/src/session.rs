@@ -50,10 +50,20 @@ pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
 }
 
 fn limiter(config: &NetConfig, channel: Channel) -> DefaultDirectRateLimiter {
-    let rate = config.rate(channel);
-    let per_second = NonZeroU32::new(rate.per_second).unwrap_or(NonZeroU32::MIN);
-    let burst = NonZeroU32::new(rate.burst).unwrap_or(per_second);
-    DefaultDirectRateLimiter::direct(Quota::per_second(per_second).allow_burst(burst))
+    let quota = match config.rate(channel) {
+        Some(rate) => {
+            let per_second = NonZeroU32::new(rate.per_second).unwrap_or(NonZeroU32::MIN);
+            let burst = NonZeroU32::new(rate.burst).unwrap_or(per_second);
+            Quota::per_second(per_second).allow_burst(burst)
+        }
+        None => {
+            let per_minute =
+                NonZeroU32::new(config.discovery_per_minute).unwrap_or(NonZeroU32::MIN);
+            let burst = NonZeroU32::new(config.discovery_burst).unwrap_or(per_minute);
+            Quota::per_minute(per_minute).allow_burst(burst)
+        }
+    };
+    DefaultDirectRateLimiter::direct(quota)
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
@@ -111,6 +121,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     continue;
                 }
             }
+            if channel == Channel::Discovery {
+                // The network's own business: answered or taken into the address book here, never
+                // handed to the engine.
+                peers.discovery().receive(link, &bytes, peers);
+                continue;
+            }
             if let Some(event) = peers.receive(link, channel, bytes)
                 && !peers.deliver(event).await
             {
@@ -131,12 +147,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     let mut sealed = Vec::new();
     loop {
         plain.clear();
-        let [consensus, sync, transactions] = &mut outbox.queues;
+        let [consensus, sync, transactions, discovery] = &mut outbox.queues;
         let first = tokio::select! {
             biased;
             m = consensus.recv() => m.map(|m| (Channel::Consensus, m)),
             m = sync.recv() => m.map(|m| (Channel::Sync, m)),
             m = transactions.recv() => m.map(|m| (Channel::Transactions, m)),
+            m = discovery.recv() => m.map(|m| (Channel::Discovery, m)),
             () = tokio::time::sleep(config.keepalive_interval) => {
                 encode_keepalive(&mut plain);
                 None

@@ -397,6 +397,9 @@ impl Engine {
                     let _ = self.on_transaction(Some(from), &bytes);
                 }
                 Channel::Sync => self.on_sync(from, &bytes),
+                // The network answers discovery itself and never delivers it; nothing to do if a
+                // network (a test double) does.
+                Channel::Discovery => {}
             },
             Event::Submit { request, tx } => {
                 let result = self.submit(tx);
