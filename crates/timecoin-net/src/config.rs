@@ -83,6 +83,10 @@ pub struct NetConfig {
     /// Accept discovery records for loopback and private addresses. Off on a public network; a local
     /// testnet on 127.0.0.1 turns it on.
     pub discovery_allow_local: bool,
+    /// While outbound slots stay free, one connected peer is asked for more addresses this often (one
+    /// ask across all peers, far inside each peer's discovery quota). Every session also asks once at
+    /// its start.
+    pub discovery_reask_interval: Duration,
     /// Where the address book is kept across restarts (loaded at start, saved every
     /// [`BOOK_SAVE_INTERVAL`](crate::BOOK_SAVE_INTERVAL) and at shutdown); `None` keeps it in memory.
     pub address_book_path: Option<PathBuf>,
@@ -125,6 +129,7 @@ impl Default for NetConfig {
             discovery_burst: 6,
             external_addr: None,
             discovery_allow_local: false,
+            discovery_reask_interval: Duration::from_secs(60),
             address_book_path: None,
             event_queue: 4_096,
         }

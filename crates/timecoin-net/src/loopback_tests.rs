@@ -660,3 +660,32 @@ async fn the_address_book_is_saved_at_shutdown_and_loaded_at_start() {
     again.shutdown();
     a.shutdown();
 }
+
+#[tokio::test]
+async fn a_node_with_free_slots_asks_again_and_finds_peers_learned_later() {
+    let quick = || NetConfig {
+        discovery_reask_interval: Duration::from_millis(200),
+        ..discovering()
+    };
+    let (a, mut a_events) = node(1, quick()).await;
+    let (b, mut b_events) = node(2, quick()).await;
+    let (c, mut c_events) = node(
+        3,
+        NetConfig {
+            seeds: seed(&b, 2),
+            ..quick()
+        },
+    )
+    .await;
+    // C's first ask finds B knowing no one.
+    joined(&mut c_events, id(2)).await;
+    assert!(!c.knows_address_of(&id(1)));
+    // B meets A afterwards; C, its slots still free, asks B again and reaches A.
+    b.dial(a.local_addr().unwrap(), Some(id(1)));
+    joined(&mut b_events, id(1)).await;
+    joined(&mut c_events, id(1)).await;
+    joined(&mut a_events, id(3)).await;
+    for net in [a, b, c] {
+        net.shutdown();
+    }
+}

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use rand::seq::SliceRandom;
 use timecoin_crypto::PublicKey;
 use tokio::sync::mpsc;
 
@@ -280,13 +281,21 @@ fn engine_channel(channel: Channel) -> Result<(), NetError> {
 /// backoff. Runs every `redial_interval`, and at once when discovery learns something.
 async fn dial_loop<T: Transport>(shared: Arc<Shared<T>>) {
     let interval = shared.peers.config().redial_interval;
+    let reask = shared.peers.config().discovery_reask_interval;
+    let mut last_ask = tokio::time::Instant::now();
     loop {
         if shared.peers.is_shut_down() {
             return;
         }
-        for candidate in plan_dials(&shared) {
+        let (want, candidates) = plan_dials(&shared);
+        let short = candidates.len() < want;
+        for candidate in candidates {
             shared.dials_in_flight.fetch_add(1, Ordering::AcqRel);
             tokio::spawn(dial_candidate(Arc::clone(&shared), candidate));
+        }
+        if short && last_ask.elapsed() >= reask {
+            ask_a_peer(&shared.peers);
+            last_ask = tokio::time::Instant::now();
         }
         tokio::select! {
             () = shared.peers.shutting_down() => return,
@@ -296,19 +305,31 @@ async fn dial_loop<T: Transport>(shared: Arc<Shared<T>>) {
     }
 }
 
-/// The addresses to dial now: as many as there are outbound slots free and not already being dialed.
-fn plan_dials<T: Transport>(shared: &Shared<T>) -> Vec<DialCandidate> {
+/// The free outbound slots (not already being dialed), and the addresses to dial into them now.
+fn plan_dials<T: Transport>(shared: &Shared<T>) -> (usize, Vec<DialCandidate>) {
     let peers = &shared.peers;
     let (_, outbound) = peers.limits().peers();
     let busy = outbound.saturating_add(shared.dials_in_flight.load(Ordering::Acquire));
     let want = peers.config().max_outbound.saturating_sub(busy);
     if want == 0 {
-        return Vec::new();
+        return (0, Vec::new());
     }
     let bans = |node: Option<&PeerId>, addr: &SocketAddr| peers.is_banned(node, addr);
-    peers
+    let candidates = peers
         .discovery()
-        .next_dials(&peers.addresses(), want, &bans)
+        .next_dials(&peers.addresses(), want, &bans);
+    (want, candidates)
+}
+
+/// Asks one connected peer, chosen at random, for addresses: the book has too few to fill our slots.
+fn ask_a_peer(peers: &Peers) {
+    let ids = peers.ids();
+    if let Some(link) = ids
+        .choose(&mut rand::thread_rng())
+        .and_then(|id| peers.get(id))
+    {
+        addresses::send(&link, &AddressMessage::GetAddresses);
+    }
 }
 
 /// Gives back an in-flight dial's count however its task ends.
