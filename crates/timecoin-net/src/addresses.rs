@@ -207,12 +207,17 @@ impl Discovery {
             .dial_failed(addr, self.dial_clock_ms(), &mut rand::thread_rng());
     }
 
-    /// Drops records that went stale or banned, then writes the book to its file, if it has one.
+    /// Drops records that went stale or banned, then writes the book to its file, if it has one. The
+    /// file is written after the lock is released, so a slow disk never holds up the peers' tasks; call
+    /// it off an async worker (`spawn_blocking`) or where blocking is fine (shutdown).
     pub(crate) fn prune_and_save(&self, bans: &impl BanCheck) {
-        let mut book = self.book.lock();
-        book.prune(&self.rules, now_ms(), bans);
+        let bytes = {
+            let mut book = self.book.lock();
+            book.prune(&self.rules, now_ms(), bans);
+            book.file_bytes()
+        };
         if let Some(path) = &self.book_path
-            && let Err(e) = book.save(path)
+            && let Err(e) = crate::discovery::write_file(path, &bytes)
         {
             tracing::warn!(%e, "could not save the address book");
         }

@@ -412,7 +412,13 @@ async fn maintenance_loop<T: Transport>(shared: Arc<Shared<T>>) {
                     tracing::debug!(%e, "could not announce our record");
                 }
             }
-            _ = save.tick() => save_book(&shared),
+            _ = save.tick() => {
+                // Writing and syncing the file blocks: not on an async worker.
+                let shared = Arc::clone(&shared);
+                if let Err(e) = tokio::task::spawn_blocking(move || save_book(&shared)).await {
+                    tracing::warn!(%e, "the address book save task failed");
+                }
+            }
         }
     }
 }

@@ -307,25 +307,13 @@ impl AddressBook {
     /// Writes the book to `path` atomically: a temporary file beside it, synced, renamed over it, and
     /// the directory synced so the rename itself survives a crash.
     pub fn save(&self, path: &Path) -> Result<(), NetError> {
-        let err = |e: std::io::Error| NetError::AddressBook {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        };
-        let bytes = self.encode_file();
-        let tmp = temporary_path(path);
-        {
-            let mut file = std::fs::File::create(&tmp).map_err(err)?;
-            file.write_all(&bytes).map_err(err)?;
-            file.sync_all().map_err(err)?;
-        }
-        std::fs::rename(&tmp, path).map_err(err)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // Not every platform can open a directory to sync it; the rename is done either way.
-            if let Ok(dir) = std::fs::File::open(dir) {
-                let _ = dir.sync_all();
-            }
-        }
-        Ok(())
+        write_file(path, &self.encode_file())
+    }
+
+    /// The bytes [`save`](Self::save) writes, for a caller that writes them later with [`write_file`]
+    /// (outside a lock, off an async worker).
+    pub fn file_bytes(&self) -> Vec<u8> {
+        self.encode_file()
     }
 
     /// The book saved in `path`, for the node `local` with `seeds`, keeping the records that still
@@ -383,6 +371,29 @@ impl AddressBook {
         out.extend_from_slice(checksum.as_bytes());
         out
     }
+}
+
+/// Writes an address book file atomically: a temporary file beside `path`, synced, renamed over it,
+/// and the directory synced so the rename itself survives a crash.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), NetError> {
+    let err = |e: std::io::Error| NetError::AddressBook {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let tmp = temporary_path(path);
+    {
+        let mut file = std::fs::File::create(&tmp).map_err(err)?;
+        file.write_all(bytes).map_err(err)?;
+        file.sync_all().map_err(err)?;
+    }
+    std::fs::rename(&tmp, path).map_err(err)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // Not every platform can open a directory to sync it; the rename is done either way.
+        if let Ok(dir) = std::fs::File::open(dir) {
+            let _ = dir.sync_all();
+        }
+    }
+    Ok(())
 }
 
 fn temporary_path(path: &Path) -> PathBuf {

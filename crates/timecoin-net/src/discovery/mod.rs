@@ -19,7 +19,7 @@ mod record;
 
 pub use book::{
     AddressBook, BanCheck, Insertion, MAX_BOOK_ENTRIES, MAX_BOOK_FILE_BYTES,
-    MAX_ENTRIES_PER_SOURCE, MAX_SEEDS,
+    MAX_ENTRIES_PER_SOURCE, MAX_SEEDS, write_file,
 };
 pub use dialer::{
     DIAL_ATTEMPT_GRACE_MS, DIAL_BACKOFF_BASE_MS, DIAL_BACKOFF_CAP_MS, DialCandidate, DialSchedule,
