@@ -461,32 +461,12 @@ mod tests {
 
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
-    use timecoin_crypto::{ChainId, SecretKey};
+    use timecoin_crypto::ChainId;
 
     use super::*;
+    use crate::discovery::test_nodes::{NOW, addr, id, key, no_bans};
 
     const CHAIN: ChainId = ChainId(3);
-    const NOW: u64 = 1_800_000_000_000;
-
-    fn no_bans() -> impl BanCheck {
-        |_: Option<&PeerId>, _: &SocketAddr| false
-    }
-
-    fn key(n: u16) -> SecretKey {
-        let mut seed = [0u8; 32];
-        seed[..2].copy_from_slice(&n.to_le_bytes());
-        seed[31] = 1;
-        SecretKey::from_seed(&seed)
-    }
-
-    fn id(n: u16) -> PeerId {
-        PeerId::from(key(n).public_key())
-    }
-
-    fn addr(n: u16) -> SocketAddr {
-        let [hi, lo] = n.to_be_bytes();
-        SocketAddr::from(([8, 1, hi, lo], 24_100))
-    }
 
     fn rules() -> RecordRules {
         RecordRules::new(CHAIN)

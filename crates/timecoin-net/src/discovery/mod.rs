@@ -16,6 +16,8 @@ mod book;
 mod dialer;
 mod message;
 mod record;
+#[cfg(test)]
+mod test_nodes;
 
 pub use book::{
     AddressBook, BanCheck, Insertion, MAX_BOOK_ENTRIES, MAX_BOOK_FILE_BYTES,
