@@ -19,6 +19,8 @@
     clippy::print_stdout
 )]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -244,22 +246,7 @@ fn sigkill_at_random_points_never_loses_an_acknowledged_block() {
         child(&dir);
         return;
     }
-    let iterations: usize = std::env::var("TIMECOIN_CRASH_ITERATIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
-    let seed: u64 = std::env::var("TIMECOIN_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0)
-        });
-    println!(
-        "crash test: {iterations} kills, seed {seed} (TIMECOIN_CRASH_SEED={seed} to replay the delays)"
-    );
+    let (iterations, seed) = common::kill_plan("crash test", "TIMECOIN_CRASH_ITERATIONS", 30);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let factory = BlockFactory::local(VALIDATORS);

@@ -22,6 +22,8 @@
     clippy::print_stdout
 )]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -253,22 +255,8 @@ fn sigkill_during_a_snapshot_import_leaves_it_unfinished_or_complete() {
         child(&dir);
         return;
     }
-    let iterations: usize = std::env::var("TIMECOIN_IMPORT_CRASH_ITERATIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let seed: u64 = std::env::var("TIMECOIN_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0)
-        });
-    println!(
-        "import crash test: {iterations} kills, seed {seed} (TIMECOIN_CRASH_SEED={seed} to replay the delays)"
-    );
+    let (iterations, seed) =
+        common::kill_plan("import crash test", "TIMECOIN_IMPORT_CRASH_ITERATIONS", 20);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let root = tempfile::tempdir().unwrap();
     let factory = BlockFactory::local(VALIDATORS);
