@@ -484,6 +484,7 @@ async fn run_peer<T: Transport>(
         auth.masternode,
         connection,
         peers.link_token(),
+        peers.queue_budget(),
     );
     peers.insert(Arc::clone(&link))?;
     tracing::info!(peer = %id, %addr, ?direction, masternode = auth.masternode.is_some(), "peer joined");

@@ -35,6 +35,12 @@ pub const QUEUE_MESSAGES: [usize; 4] = [1_024, 256, 4_096, 16];
 /// reads. Past it, sends to that peer fail with [`NetError::QueueFull`] and others are untouched.
 pub const MAX_QUEUED_BYTES_PER_PEER: usize = 32 * 1024 * 1024;
 
+/// Bytes queued to all peers together: without it, 256 slow peers could make a node hold 256 times the
+/// per-peer bound (8 GiB). Past it, sends fail with [`NetError::QueueFull`] until writers drain. A
+/// broadcast counts once per peer, so this overstates what a broadcast really holds (its buffer is
+/// shared), never understates.
+pub const MAX_QUEUED_BYTES_TOTAL: usize = 512 * 1024 * 1024;
+
 /// What a transport does with a message over its channel's rate quota.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OverQuota {
@@ -67,11 +73,21 @@ pub struct PeerLink {
     connection: u64,
     queues: [mpsc::Sender<Bytes>; 4],
     queued_bytes: AtomicUsize,
+    /// Bytes queued to every peer of the network, shared by all links.
+    total_queued: Arc<AtomicUsize>,
     score: AtomicU32,
     /// Digests this peer is known to hold. Bound: [`KNOWN_PER_PEER`].
     known: Mutex<BoundedSet>,
     /// Cancelled to close the connection (a ban, a shutdown).
     close: CancellationToken,
+}
+
+impl Drop for PeerLink {
+    fn drop(&mut self) {
+        // What was still queued when the connection ended leaves the network's total with the link.
+        let left = *self.queued_bytes.get_mut();
+        self.total_queued.fetch_sub(left, Ordering::AcqRel);
+    }
 }
 
 /// The receiving ends of a link's queues, owned by its writer.
@@ -88,6 +104,7 @@ impl PeerLink {
         masternode: Option<PublicKey>,
         connection: u64,
         close: CancellationToken,
+        total_queued: Arc<AtomicUsize>,
     ) -> (Arc<Self>, Outbox) {
         let [c, s, t, d] = QUEUE_MESSAGES;
         let (c_tx, c_rx) = mpsc::channel(c);
@@ -102,6 +119,7 @@ impl PeerLink {
             connection,
             queues: [c_tx, s_tx, t_tx, d_tx],
             queued_bytes: AtomicUsize::new(0),
+            total_queued,
             score: AtomicU32::new(0),
             known: Mutex::new(BoundedSet::new(KNOWN_PER_PEER)),
             close,
@@ -126,14 +144,19 @@ impl PeerLink {
             self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
             return Err(full);
         }
-        let queue = self
-            .queues
-            .get(usize::from(channel.priority()))
-            .ok_or(NetError::Closed)?;
+        let before_total = self.total_queued.fetch_add(len, Ordering::AcqRel);
+        if before_total.saturating_add(len) > MAX_QUEUED_BYTES_TOTAL {
+            self.release(len);
+            return Err(full);
+        }
+        let Some(queue) = self.queues.get(usize::from(channel.priority())) else {
+            self.release(len);
+            return Err(NetError::Closed);
+        };
         match queue.try_send(message) {
             Ok(()) => Ok(()),
             Err(e) => {
-                self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                self.release(len);
                 Err(match e {
                     mpsc::error::TrySendError::Full(_) => full,
                     mpsc::error::TrySendError::Closed(_) => NetError::NotConnected(self.id),
@@ -144,7 +167,12 @@ impl PeerLink {
 
     /// The writer took `len` bytes off the queues.
     pub(crate) fn dequeued(&self, len: usize) {
+        self.release(len);
+    }
+
+    fn release(&self, len: usize) {
         self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+        self.total_queued.fetch_sub(len, Ordering::AcqRel);
     }
 
     /// Asks the session to close.
@@ -191,6 +219,8 @@ pub struct Peers {
     shutdown: CancellationToken,
     /// The address book, dial schedule and our own record.
     discovery: Discovery,
+    /// Bytes queued to all peers (bound: [`MAX_QUEUED_BYTES_TOTAL`]), shared with every link.
+    total_queued: Arc<AtomicUsize>,
 }
 
 impl Peers {
@@ -212,6 +242,7 @@ impl Peers {
             events,
             shutdown: CancellationToken::new(),
             discovery,
+            total_queued: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -309,7 +340,12 @@ impl Peers {
 
     /// Bytes queued to all peers.
     pub fn queued_bytes(&self) -> usize {
-        self.table.iter().map(|e| e.value().queued_bytes()).sum()
+        self.total_queued.load(Ordering::Acquire)
+    }
+
+    /// The shared count a new link adds its queued bytes to.
+    pub(crate) fn queue_budget(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.total_queued)
     }
 
     /// Queues `message` to one peer.
@@ -409,5 +445,61 @@ impl Peers {
             return true;
         }
         peer.is_some_and(|p| self.bans.is_banned(&BanTarget::Node(*p)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    fn link(n: u8, budget: &Arc<AtomicUsize>) -> (Arc<PeerLink>, Outbox) {
+        let key = timecoin_crypto::SecretKey::from_seed(&[n; 32]).public_key();
+        PeerLink::new(
+            PeerId::from(key),
+            SocketAddr::from(([127, 0, 0, 1], 9000 + u16::from(n))),
+            Direction::Inbound,
+            None,
+            u64::from(n),
+            CancellationToken::new(),
+            Arc::clone(budget),
+        )
+    }
+
+    #[test]
+    fn slow_peers_together_hold_at_most_the_total_bound_and_a_closed_link_gives_its_bytes_back() {
+        let budget = Arc::new(AtomicUsize::new(0));
+        // One shared 1 MiB buffer: queuing it does not copy it, so the test holds 1 MiB, not 544.
+        let mib = Bytes::from(vec![0u8; 1024 * 1024]);
+        let per_peer = MAX_QUEUED_BYTES_PER_PEER / mib.len();
+        let peers = MAX_QUEUED_BYTES_TOTAL / MAX_QUEUED_BYTES_PER_PEER + 1;
+        let mut links = Vec::new();
+        let mut refused = 0;
+        for n in 0..peers {
+            let (link, outbox) = link(n as u8, &budget);
+            for _ in 0..per_peer {
+                if link.enqueue(Channel::Consensus, mib.clone()).is_err() {
+                    refused += 1;
+                }
+                assert!(budget.load(Ordering::Acquire) <= MAX_QUEUED_BYTES_TOTAL);
+            }
+            links.push((link, outbox));
+        }
+        assert_eq!(budget.load(Ordering::Acquire), MAX_QUEUED_BYTES_TOTAL);
+        assert_eq!(
+            refused, per_peer,
+            "the last peer's sends found the total full"
+        );
+        // A peer's connection ends with its queue full: its bytes leave the total with it.
+        let (first, outbox) = links.remove(0);
+        assert_eq!(first.queued_bytes(), MAX_QUEUED_BYTES_PER_PEER);
+        drop((first, outbox));
+        assert_eq!(
+            budget.load(Ordering::Acquire),
+            MAX_QUEUED_BYTES_TOTAL - MAX_QUEUED_BYTES_PER_PEER
+        );
+        let (last, _) = links.last().unwrap();
+        assert!(last.enqueue(Channel::Consensus, mib.clone()).is_ok());
     }
 }
