@@ -22,10 +22,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -81,15 +79,7 @@ struct Run {
 }
 
 fn run_child_and_kill(dir: &Path, delay: Duration) -> Run {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
+    let (child, stdout) = common::Child::spawn(TEST_NAME, CHILD_ENV, dir);
     let reader = std::thread::spawn(move || {
         let mut run = Run {
             acks: Vec::new(),
@@ -97,13 +87,7 @@ fn run_child_and_kill(dir: &Path, delay: Duration) -> Run {
         };
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            // libtest may print its own "test … … " prefix on the same line as the child's first words.
-            let start = ["ACK ", "OPEN "]
-                .iter()
-                .filter_map(|w| line.find(w))
-                .min()
-                .unwrap_or(line.len());
-            let mut words = line[start..].split_whitespace();
+            let mut words = common::child_words(&line, &["ACK ", "OPEN "]);
             match (words.next(), words.next(), words.next()) {
                 (Some("ACK"), Some(h), Some(hash)) => {
                     run.acks.push((h.parse().unwrap(), hash.to_string()));
@@ -114,22 +98,8 @@ fn run_child_and_kill(dir: &Path, delay: Duration) -> Run {
         }
         run
     });
-    let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
     std::thread::sleep(delay);
-    let exited_early = child.try_wait().unwrap();
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
-    let run = reader.join().unwrap();
-    let stderr = errors.join().unwrap();
-    assert!(
-        exited_early.is_none() && status.signal() == Some(9),
-        "child ended by itself ({status:?}) instead of being killed:\n{stderr}"
-    );
-    run
+    child.kill(reader)
 }
 
 /// What the parent knows about the chain so far: every block hash it has seen (acknowledged by a child,

@@ -24,10 +24,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -126,27 +124,13 @@ struct Run {
 
 /// Starts a child on `dir` and kills it `delay` after it reports ready (or, `early`, after it starts).
 fn run_child_and_kill(dir: &Path, delay: Duration, early: bool) -> Run {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
+    let (child, stdout) = common::Child::spawn(TEST_NAME, CHILD_ENV, dir);
     let (ready_tx, ready_rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut run = Run::default();
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            // libtest may print its own "test … … " prefix on the same line as the child's first words.
-            let start = ["READY ", "PAGE ", "FINISHED "]
-                .iter()
-                .filter_map(|w| line.find(w))
-                .min()
-                .unwrap_or(line.len());
-            let mut words = line[start..].split_whitespace();
+            let mut words = common::child_words(&line, &["READY ", "PAGE ", "FINISHED "]);
             match (words.next(), words.next()) {
                 (Some("READY"), Some(_)) => {
                     run.ready = true;
@@ -159,26 +143,12 @@ fn run_child_and_kill(dir: &Path, delay: Duration, early: bool) -> Run {
         }
         run
     });
-    let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
     if !early {
         // Building the source takes the child a moment; the delay counts from the import's start.
         let _ = ready_rx.recv_timeout(Duration::from_secs(15));
     }
     std::thread::sleep(delay);
-    let exited_early = child.try_wait().unwrap();
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
-    let run = reader.join().unwrap();
-    let stderr = errors.join().unwrap();
-    assert!(
-        exited_early.is_none() && status.signal() == Some(9),
-        "child ended by itself ({status:?}) instead of being killed:\n{stderr}"
-    );
-    run
+    child.kill(reader)
 }
 
 enum Found {
