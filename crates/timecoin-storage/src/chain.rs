@@ -170,20 +170,7 @@ impl<E: KvEngine> ChainDb<E> {
                 Self::initialise(engine, genesis, &genesis_block)?
             }
         };
-        let log_len = engine.log_len()?;
-        if log_len < tip.log_end {
-            return Err(StorageError::Corruption {
-                what: "block log",
-                detail: format!("{log_len} bytes, the tip record says {}", tip.log_end),
-            });
-        }
-        if log_len > tip.log_end {
-            info!(
-                discarded = log_len - tip.log_end,
-                "cutting block bodies no committed block refers to"
-            );
-            engine.truncate_log(tip.log_end)?;
-        }
+        cut_log_to(engine, tip.log_end, "the tip record")?;
         let utxo_hash = LtHash::from_bytes(&tip.utxo_hash)
             .map_err(|e| StorageError::undecodable("tip record", e))?;
         let base_height = match engine.get(record::BASE_KEY)? {
@@ -653,6 +640,30 @@ pub(crate) fn rehash_utxos<E: KvEngine>(engine: &E) -> Result<(LtHash, u64), Sto
         Ok(())
     })?;
     Ok((rebuilt, count))
+}
+
+/// Cuts the block log back to `committed_end`, the length the last committed batch (named by `whose`)
+/// recorded: bytes past it are bodies whose batch never committed. A log shorter than that is damage.
+pub(crate) fn cut_log_to<E: KvEngine>(
+    engine: &E,
+    committed_end: u64,
+    whose: &str,
+) -> Result<(), StorageError> {
+    let log_len = engine.log_len()?;
+    if log_len < committed_end {
+        return Err(StorageError::Corruption {
+            what: "block log",
+            detail: format!("{log_len} bytes, {whose} says {committed_end}"),
+        });
+    }
+    if log_len > committed_end {
+        info!(
+            discarded = log_len - committed_end,
+            "cutting block bodies no committed block refers to"
+        );
+        engine.truncate_log(committed_end)?;
+    }
+    Ok(())
 }
 
 /// Appends a block's sealed body to the engine's log (durably) and returns where it is.

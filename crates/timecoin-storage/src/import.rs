@@ -11,7 +11,7 @@ use timecoin_crypto::LtHash;
 use timecoin_types::{BlockHeader, CommitCertificate, Genesis, OutPoint, WellFormedBlock};
 use tracing::info;
 
-use crate::chain::{append_body, put_block, read_block, rehash_utxos};
+use crate::chain::{append_body, cut_log_to, put_block, read_block, rehash_utxos};
 use crate::config::{MAX_UTXO_PAGE, StorageConfig};
 use crate::engine::{KvEngine, WriteBatch};
 use crate::record::{self, ImportRecord, TipRecord};
@@ -218,16 +218,7 @@ impl<E: KvEngine> SnapshotImport<E> {
                     .into(),
             });
         }
-        let log_len = engine.log_len()?;
-        if log_len < record.log_end {
-            return Err(StorageError::Corruption {
-                what: "block log",
-                detail: format!("{log_len} bytes, the import record says {}", record.log_end),
-            });
-        }
-        if log_len > record.log_end {
-            engine.truncate_log(record.log_end)?;
-        }
+        cut_log_to(&engine, record.log_end, "the import record")?;
         let height = record.base_height;
         let block = read_block(&engine, height)?.ok_or_else(|| StorageError::Corruption {
             what: "import record",
