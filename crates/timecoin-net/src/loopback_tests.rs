@@ -120,20 +120,29 @@ async fn victim_with_honest_peer(
     Receiver<NetEvent>,
 ) {
     let (victim, mut victim_events) = node(1, victim_config).await;
-    let (honest, mut honest_events) = node(
-        2,
+    let (honest, honest_events) = connected_to(2, &victim, 1, &mut victim_events).await;
+    (victim, victim_events, honest, honest_events)
+}
+
+/// Node `seed` with the default config and `target` (node `target_seed`) as its seed, once both have
+/// seen the other join.
+async fn connected_to(
+    seed: u8,
+    target: &TcpNetwork,
+    target_seed: u8,
+    target_events: &mut Receiver<NetEvent>,
+) -> (TcpNetwork, Receiver<NetEvent>) {
+    let (net, mut events) = node(
+        seed,
         NetConfig {
-            seeds: vec![SeedPeer {
-                addr: victim.local_addr().unwrap(),
-                key: Some(id(1)),
-            }],
+            seeds: self::seed(target, target_seed),
             ..config()
         },
     )
     .await;
-    joined(&mut victim_events, id(2)).await;
-    joined(&mut honest_events, id(1)).await;
-    (victim, victim_events, honest, honest_events)
+    joined(target_events, id(seed)).await;
+    joined(&mut events, id(target_seed)).await;
+    (net, events)
 }
 
 async fn honest_link_still_works(victim: &TcpNetwork, honest_events: &mut Receiver<NetEvent>) {
@@ -391,19 +400,7 @@ async fn a_transaction_flood_is_dropped_scored_and_banned() {
             ..config()
         })
         .await;
-    let (flooder, mut flooder_events) = node(
-        9,
-        NetConfig {
-            seeds: vec![SeedPeer {
-                addr: victim.local_addr().unwrap(),
-                key: Some(id(1)),
-            }],
-            ..config()
-        },
-    )
-    .await;
-    joined(&mut victim_events, id(9)).await;
-    joined(&mut flooder_events, id(1)).await;
+    let (flooder, _flooder_events) = connected_to(9, &victim, 1, &mut victim_events).await;
     for i in 0..2_000u32 {
         let _ = flooder.send(
             &id(1),
