@@ -149,19 +149,23 @@ struct Pair {
     counter: u64,
 }
 
-async fn loopback_pair() -> Pair {
-    // No rate limit gets in the way of the measurement; both nodes share 127.0.0.1.
-    let unlimited = ChannelRate {
-        per_second: 100_000_000,
-        burst: 100_000_000,
-    };
-    let config = NetConfig {
+/// Nodes on 127.0.0.1 whose consensus rate limit never gets in the way of a measurement.
+fn loopback_config() -> NetConfig {
+    NetConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        max_per_ip: 8,
-        consensus_rate: unlimited,
+        // Every node shares 127.0.0.1.
+        max_per_ip: 16,
+        consensus_rate: ChannelRate {
+            per_second: 100_000_000,
+            burst: 100_000_000,
+        },
         event_queue: 8_192,
         ..NetConfig::default()
-    };
+    }
+}
+
+async fn loopback_pair() -> Pair {
+    let config = loopback_config();
     let (receiver, mut receiver_events) =
         TcpNetwork::bind(config.clone(), identity(1)).await.unwrap();
     let receiver_id = receiver.local_id();
@@ -372,16 +376,7 @@ fn gossip_block(c: &mut Criterion) {
         .build()
         .unwrap();
     let proposal = block_proposal();
-    let unlimited = ChannelRate {
-        per_second: 100_000_000,
-        burst: 100_000_000,
-    };
-    let config = NetConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        max_per_ip: 16,
-        consensus_rate: unlimited,
-        ..NetConfig::default()
-    };
+    let config = loopback_config();
     let written = Arc::new(AtomicU64::new(0));
     let (sender, mut receivers) = rt.block_on(async {
         let mut nodes = Vec::new();
