@@ -789,15 +789,15 @@ fn blake3_digest(bytes: &[u8]) -> [u8; 32] {
 /// blocks and verdicts. A wrapper, so these stay private to the engine.
 struct EngineHost<'a>(&'a mut Engine);
 
+// An engine with a failure recorded takes no events (`handle_batch`, `drain_inputs`), and every
+// failure here is recorded and returned as `Err`, which ends the dispatch: so no method needs to check
+// for an earlier failure itself.
 impl timecoin_consensus::Host for EngineHost<'_> {
     /// Why the engine stopped; it is also recorded in [`Engine::failure`].
     type Error = ();
 
     fn persist(&mut self, entry: WalEntry) -> Result<(), ()> {
         let engine = &mut *self.0;
-        if engine.failure.is_some() {
-            return Err(());
-        }
         let height = entry.height();
         if let Err(e) = engine.wal.append_wal(height, &entry.encode()) {
             // Without the record, the vote must never leave: stop here.
@@ -811,9 +811,6 @@ impl timecoin_consensus::Host for EngineHost<'_> {
 
     fn broadcast(&mut self, message: Message) -> Result<(), ()> {
         let engine = &mut *self.0;
-        if engine.failure.is_some() {
-            return Err(());
-        }
         let bytes = message.encode();
         if !engine.persisted.contains(&blake3_digest(&bytes)) {
             engine.fail(format!(
@@ -866,9 +863,6 @@ impl timecoin_consensus::Host for EngineHost<'_> {
         certificate: CommitCertificate,
     ) -> Result<(), ()> {
         let engine = &mut *self.0;
-        if engine.failure.is_some() {
-            return Err(());
-        }
         engine.apply_decided(block, certificate);
         match engine.failure {
             Some(_) => Err(()),
