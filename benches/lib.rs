@@ -152,6 +152,7 @@ impl LocalHeight {
                 tx_root: Hash::ZERO,
                 witness_root: Hash::ZERO,
                 utxo_commitment: Hash::ZERO,
+                validators_hash: Hash::ZERO,
             },
             transactions: vec![],
         }

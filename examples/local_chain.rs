@@ -67,6 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 tx_root: Hash::ZERO,
                 witness_root: Hash::ZERO,
                 utxo_commitment: Hash::ZERO,
+                validators_hash: Hash::ZERO,
             },
             transactions: txs,
         };

@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
-use timecoin_crypto::Address;
-use timecoin_types::{Block, Genesis, Height, MAX_VALIDATORS, TxKind, WellFormedBlock, Wire};
+use timecoin_crypto::{Address, Hash, HashDomain, hash};
+use timecoin_types::{
+    Block, Genesis, Height, MAX_VALIDATORS, TxKind, WellFormedBlock, Wire, codec,
+};
 use tracing::info;
 
 use crate::{ConsensusError, Validator, ValidatorSet};
@@ -46,6 +48,43 @@ impl Schedule {
 
     fn latest(&self) -> &Arc<ValidatorSet> {
         self.later.values().next_back().unwrap_or(&self.oldest.1)
+    }
+
+    /// The set deciding the next height.
+    fn next_set(&self) -> &Arc<ValidatorSet> {
+        let next = self.finalized.saturating_add(1);
+        self.later
+            .range(..=next)
+            .next_back()
+            .map_or(&self.oldest.1, |(_, s)| s)
+    }
+
+    /// What a header at `finalized` commits to: the set deciding the next height and every later change
+    /// with the height it takes effect at. Past sets and the height the current one took effect at are
+    /// left out, so a node restored from this (with no history) commits to the same hash as one that
+    /// replayed the chain.
+    fn schedule_hash(&self) -> Hash {
+        let next = self.finalized.saturating_add(1);
+        let pending: Vec<(Height, &[Validator])> = self
+            .later
+            .range(next.saturating_add(1)..)
+            .map(|(h, set)| (*h, set.members()))
+            .collect();
+        hash(
+            HashDomain::ValidatorSchedule,
+            &codec::encode(&(self.next_set().members(), pending)),
+        )
+    }
+
+    fn snapshot(&self) -> RegistrySnapshot {
+        let sets = std::iter::once((self.oldest.0, &self.oldest.1))
+            .chain(self.later.iter().map(|(h, set)| (*h, set)))
+            .map(|(h, set)| (h, set.members().to_vec()))
+            .collect();
+        RegistrySnapshot {
+            finalized: self.finalized,
+            sets,
+        }
     }
 
     /// Forgets sets that took effect long enough ago, keeping at most [`REGISTRY_HISTORY`] at or below
@@ -91,18 +130,13 @@ impl RegistryUpdate {
     /// The state to persist with the block, or `None` if the block changed no set (the last snapshot
     /// written, restored at a later height, still gives the exact state then).
     pub fn snapshot(&self) -> Option<RegistrySnapshot> {
-        if !self.changed {
-            return None;
-        }
-        let s = &self.next;
-        let sets = std::iter::once((s.oldest.0, &s.oldest.1))
-            .chain(s.later.iter().map(|(h, set)| (*h, set)))
-            .map(|(h, set)| (h, set.members().to_vec()))
-            .collect();
-        Some(RegistrySnapshot {
-            finalized: s.finalized,
-            sets,
-        })
+        self.changed.then(|| self.next.snapshot())
+    }
+
+    /// The hash the header of the block this update follows must carry in `validators_hash`
+    /// ([`ValidatorRegistry::schedule_hash`]).
+    pub fn schedule_hash(&self) -> Hash {
+        self.next.schedule_hash()
     }
 }
 
@@ -152,6 +186,41 @@ impl ValidatorRegistry {
     /// The highest finalized height applied.
     pub fn finalized_height(&self) -> Height {
         self.schedule.load().finalized
+    }
+
+    /// The hash of the schedule after the finalized height: the set deciding the next height and every
+    /// change already scheduled, with the heights they take effect at. Each block header carries the hash
+    /// of the schedule after it (`validators_hash`), which validators check like the UTXO commitment, so
+    /// a node that walks certified headers knows each height's set without the blocks' bodies.
+    pub fn schedule_hash(&self) -> Hash {
+        self.schedule.load().schedule_hash()
+    }
+
+    /// The whole state, as [`RegistryUpdate::snapshot`] gives it after a change (for a host that must
+    /// persist a registry it did not build block by block, such as a state sync).
+    pub fn snapshot(&self) -> RegistrySnapshot {
+        self.schedule.load().snapshot()
+    }
+
+    /// The state after a finalized block at `height` that changes no membership: what
+    /// [`prepare`](Self::prepare) gives for a block without registrations, deregistrations or collateral
+    /// spends, for a host that checks headers without their bodies.
+    pub fn prepare_unchanged(&self, height: Height) -> Result<RegistryUpdate, ConsensusError> {
+        let old = self.schedule.load_full();
+        let expected = old.finalized.saturating_add(1);
+        if height != expected {
+            return Err(ConsensusError::RegistryOutOfOrder {
+                expected,
+                got: height,
+            });
+        }
+        let mut schedule = (*old).clone();
+        schedule.finalized = height;
+        schedule.trim();
+        Ok(RegistryUpdate {
+            next: schedule,
+            changed: false,
+        })
     }
 
     /// The set deciding the next height (`finalized_height + 1`).

@@ -417,3 +417,53 @@ fn a_registry_restored_from_its_last_snapshot_answers_as_the_replayed_one_at_eve
     shuffled.sets.reverse();
     assert!(ValidatorRegistry::restore(shuffled, s.finalized, delay).is_err());
 }
+
+/// What a state-syncing node does: it follows the chain from headers alone, asking for a body only
+/// when the header's schedule hash changed. Its registry must commit to the same hash as the live one
+/// at every height, and a body withheld where one was needed must show as a mismatch.
+#[test]
+fn a_registry_following_headers_matches_the_schedule_hash_the_live_one_commits_to() {
+    let genesis = Genesis::local(4);
+    let live = ValidatorRegistry::from_genesis(&genesis).unwrap();
+    let follower = ValidatorRegistry::from_genesis(&genesis).unwrap();
+    let mut parent = genesis.block();
+    let mut previous_hash = live.schedule_hash();
+    let changes_at = [3u64, 4, 9, 10, 11, 25, 26, 27, 40];
+    let mut bodies_needed = 0;
+    for h in 1..=50u64 {
+        let mut b = block_on(&parent, h, 0, &key(0), 0);
+        if changes_at.contains(&h) {
+            b = with_transactions(b, vec![free_registration(h)]);
+        }
+        let update = live.prepare(&b).unwrap();
+        let committed = update.schedule_hash();
+        live.commit(update);
+        assert_eq!(committed, live.schedule_hash());
+        // The follower: a body only where the hash moved.
+        let followed = if committed == previous_hash {
+            follower.prepare_unchanged(h).unwrap()
+        } else {
+            bodies_needed += 1;
+            // Withholding the body of a block that changed the membership is caught.
+            if changes_at.contains(&h) {
+                assert_ne!(
+                    follower.prepare_unchanged(h).unwrap().schedule_hash(),
+                    committed,
+                    "height {h}: a missing body went unnoticed"
+                );
+            }
+            follower.prepare(&b).unwrap()
+        };
+        assert_eq!(followed.schedule_hash(), committed, "height {h}");
+        follower.commit(followed);
+        // A registry restored from the follower's state, with no history, commits to the same hash.
+        let restored =
+            ValidatorRegistry::restore(follower.snapshot(), h, genesis.params.validator_set_delay)
+                .unwrap();
+        assert_eq!(restored.schedule_hash(), committed, "height {h}");
+        previous_hash = committed;
+        parent = b;
+    }
+    // Each change moves the hash twice (scheduled, then in force); the rest of the chain needs no body.
+    assert!(bodies_needed <= 2 * changes_at.len() + 1, "{bodies_needed}");
+}

@@ -94,6 +94,9 @@ pub enum HashDomain {
     /// The pseudo transaction id that genesis allocations are spent from; apart from real txids so no
     /// transaction can ever share an id with the genesis document.
     GenesisAllocations,
+    /// The validator schedule a block header commits to (the set deciding the next height and every
+    /// change already scheduled), so a node that did not replay the chain can check the set it is told.
+    ValidatorSchedule,
     /// Anything else a downstream crate needs; the string must be unique to its use.
     Custom(&'static str),
 }
@@ -113,6 +116,7 @@ impl HashDomain {
             HashDomain::Address => "timecoin 2026-11 address v1",
             HashDomain::Consensus => "timecoin 2026-11 consensus v1",
             HashDomain::GenesisAllocations => "timecoin 2026-11 genesis allocations v1",
+            HashDomain::ValidatorSchedule => "timecoin 2026-12 validator schedule v1",
             HashDomain::Custom(s) => s,
         }
     }

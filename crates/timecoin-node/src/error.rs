@@ -39,6 +39,14 @@ pub enum NodeError {
         /// The block's height.
         height: Height,
     },
+    /// A block's header names a validator schedule other than the one the block leaves.
+    #[error(
+        "block at height {height}: the header's validators hash is not the schedule the block leaves"
+    )]
+    ScheduleMismatch {
+        /// The block's height.
+        height: Height,
+    },
     /// The configuration is not usable.
     #[error("config: {0}")]
     Config(String),

@@ -379,6 +379,7 @@ fn sync_penalizes_a_falling_height_and_a_block_whose_certificate_does_not_verify
             tx_root: Hash::ZERO,
             witness_root: Hash::ZERO,
             utxo_commitment: genesis.utxo_hash().checksum(),
+            validators_hash: Hash::ZERO,
         },
         transactions: Vec::new(),
     }

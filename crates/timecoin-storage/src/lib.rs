@@ -39,6 +39,7 @@
 //!         tx_root: Hash::ZERO,
 //!         witness_root: Hash::ZERO,
 //!         utxo_commitment: Hash::ZERO,
+//!         validators_hash: Hash::ZERO,
 //!     },
 //!     transactions: vec![tx.clone()],
 //! }

@@ -604,7 +604,9 @@ mod tests {
         // update the fixtures only for a deliberate format change, with a migration. (2026-12-02: the
         // local genesis changed, because `ChainParams` gained two fields, so the three records holding
         // its block or hash did; the record layouts did not. A store of the old local chain refuses to
-        // open with `GenesisMismatch`, as any other chain's would.)
+        // open with `GenesisMismatch`, as any other chain's would. 2026-12-06: `BlockHeader` gained
+        // `validators_hash`, so every record holding a block, its hash or the tip's hash changed again;
+        // the record layouts did not. There is no migration: no chain exists yet outside tests.)
         let genesis = timecoin_types::Genesis::local(4);
         let block = genesis.block();
         let op = OutPoint {
@@ -702,19 +704,19 @@ mod tests {
             ),
             (
                 "block body in the log",
-                "1de12d7d6e0503474d37d0434dfe777a4b6a7f05c65465d2a069d55ba9039321",
+                "a22f1d8a80f0d2d09fde4bfe21a89f45439107b77f1c6962d557726d8d77a914",
             ),
             (
                 "block reference",
-                "dabdfd203426660719f58145d8206f07ba8493c42aa846745525aa44e3683ee2",
+                "e58ca53aee55be4de2be71a87b5546588d64f9446abaf475d50d19e3dc299a73",
             ),
             (
                 "hash index",
-                "59173d429828980edeed583122460b808dc03a8695ea0d95f9f42398146b6ac2",
+                "b8afe74cc16e8c170962391eb56688936c6e595a9b7c698b55d4553ea8a1a735",
             ),
             (
                 "tip record",
-                "7f765904b79fdab9aacc73499d3f792e73c6f9e007c730b4d23ccb498eb0e428",
+                "7c5226099a1baeb78b698cd19646417b7552e9690c44e632a75b0fa5e3c8e303",
             ),
             (
                 "WAL entry (two pieces)",
@@ -738,7 +740,7 @@ mod tests {
             ),
             (
                 "import record",
-                "94b4215928aec523f31fb54b77117d5748015dc2581398a99715df1b5be7d439",
+                "8b07e52e6384ce3cd11fd1f2d75920a1d74e86b971d2b0ab87d84f03cfb57e48",
             ),
         ];
         assert_eq!(actual.len(), expected.len());

@@ -166,6 +166,7 @@ impl BlockFactory {
                 tx_root: timecoin_crypto::Hash::ZERO,
                 witness_root: timecoin_crypto::Hash::ZERO,
                 utxo_commitment: timecoin_crypto::Hash::ZERO,
+                validators_hash: timecoin_crypto::Hash::ZERO,
             },
             transactions,
         })

@@ -52,6 +52,11 @@ pub struct BlockHeader {
     pub witness_root: Hash,
     /// [`LtHash::checksum`] of the UTXO set after this block.
     pub utxo_commitment: Hash,
+    /// Hash of the validator schedule after this block: the set deciding the next height and every
+    /// membership change already scheduled (`timecoin_consensus::ValidatorRegistry::schedule_hash`).
+    /// Validators check it like the UTXO commitment, so a node walking certified headers learns each
+    /// height's set without the bodies. [`Hash::ZERO`] in genesis, whose set the genesis document gives.
+    pub validators_hash: Hash,
 }
 
 impl BlockHeader {
@@ -189,6 +194,14 @@ impl WellFormedBlock {
     /// builder seals once, asks storage for the commitment, then sets it.
     pub fn with_utxo_commitment(mut self, commitment: Hash) -> Self {
         self.block.header.utxo_commitment = commitment;
+        self.hash = self.block.header.hash();
+        self
+    }
+
+    /// The same block with `hash` as its header's `validators_hash` (not part of the body's binding, like
+    /// [`with_utxo_commitment`](Self::with_utxo_commitment)).
+    pub fn with_validators_hash(mut self, hash: Hash) -> Self {
+        self.block.header.validators_hash = hash;
         self.hash = self.block.header.hash();
         self
     }

@@ -84,6 +84,7 @@ impl Genesis {
                 tx_root: Hash::ZERO,
                 witness_root: Hash::ZERO,
                 utxo_commitment: self.utxo_hash().checksum(),
+                validators_hash: Hash::ZERO,
             },
             transactions: Vec::new(),
         };

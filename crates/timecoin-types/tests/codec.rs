@@ -588,8 +588,9 @@ fn fingerprint(bytes: &[u8]) -> String {
 fn the_wire_format_of_known_values_does_not_change() {
     // Ed25519 signing is deterministic, so every value here has fixed bytes. A failure means the encoding
     // changed: every stored block, every txid and every signature would change with it. Update the
-    // fixtures only for a deliberate, versioned format change. (Last: 2026-12-02, `ChainParams` gained
-    // `block_subsidy` and `reward_interval`, which changed the genesis and so the genesis block.)
+    // fixtures only for a deliberate, versioned format change. (Last: 2026-12-06, `BlockHeader` gained
+    // `validators_hash`, which changed every block's encoding and hash; the genesis document did not
+    // change.)
     let genesis = Genesis::local(4);
     let block = genesis.block();
     let tx = sample_transaction();
@@ -610,7 +611,7 @@ fn the_wire_format_of_known_values_does_not_change() {
         ),
         (
             "genesis block",
-            "4db54c751128d55e82cbbf516fbf0077073b818aa753504bed7375c5edddeb7b",
+            "d22215ef7e5d2cbcc6a4015554d4e00e78eb61fd7ec9d0f3df342116e29fb1ca",
         ),
         (
             "transaction",
@@ -626,7 +627,7 @@ fn the_wire_format_of_known_values_does_not_change() {
         ),
         (
             "genesis block hash",
-            "1a6e587af2271e205864f4ee0d33303ebc90d41bef6ee533300c0e36d32b240c",
+            "92e2eca7b4cac249f5af2d107abc46bd032b5f4cfa3913b4282a003211d07061",
         ),
         (
             "tx witness hash",

@@ -715,6 +715,7 @@ fn block_of(transactions: Vec<Transaction>) -> WellFormedBlock {
             tx_root: Hash::ZERO,
             witness_root: Hash::ZERO,
             utxo_commitment: Hash::ZERO,
+            validators_hash: Hash::ZERO,
         },
         transactions,
     }

@@ -44,6 +44,7 @@ pub fn block_on(
         tx_root: Hash::ZERO,
         witness_root: Hash::ZERO,
         utxo_commitment: parent.header.utxo_commitment,
+        validators_hash: Hash::ZERO,
     };
     Block {
         header,

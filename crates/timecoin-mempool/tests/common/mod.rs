@@ -173,6 +173,7 @@ impl Chain {
                 tx_root: Hash::ZERO,
                 witness_root: Hash::ZERO,
                 utxo_commitment: Hash::ZERO,
+                validators_hash: Hash::ZERO,
             },
             transactions: txs,
         }

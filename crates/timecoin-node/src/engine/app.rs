@@ -23,7 +23,8 @@ impl timecoin_types::UtxoView for StoreView<'_> {
 
 impl Engine {
     /// The leader's block for `(height, view)`: the mempool's best transactions within the block limit,
-    /// on the tip, with the UTXO commitment of the set they leave.
+    /// on the tip, with the UTXO commitment of the set they leave and the hash of the validator schedule
+    /// after it.
     pub(super) fn build_block(
         &mut self,
         height: Height,
@@ -58,16 +59,21 @@ impl Engine {
                 tx_root: Hash::ZERO,
                 witness_root: Hash::ZERO,
                 utxo_commitment: Hash::ZERO,
+                validators_hash: Hash::ZERO,
             },
             transactions,
         }
         .seal();
         let commitment = self.store.utxo_commitment_after(&draft)?;
-        Ok(draft.with_utxo_commitment(commitment))
+        let schedule = self.registry.prepare(&draft)?.schedule_hash();
+        Ok(draft
+            .with_utxo_commitment(commitment)
+            .with_validators_hash(schedule))
     }
 
     /// Whether `block` may follow the tip: its height and parent, every transaction valid in order
-    /// (signatures included), and the header's UTXO commitment equal to the set after it.
+    /// (signatures included), the header's UTXO commitment equal to the set after it, and its
+    /// validator-schedule hash equal to the registry's after it.
     pub(super) fn validate_block(&self, block: &WellFormedBlock) -> Result<(), NodeError> {
         let header = &block.header;
         let (tip_height, tip, _) = self.tip;
@@ -91,6 +97,11 @@ impl Engine {
         )?;
         if self.store.utxo_commitment_after(block)? != header.utxo_commitment {
             return Err(NodeError::CommitmentMismatch {
+                height: header.height,
+            });
+        }
+        if self.registry.prepare(block)?.schedule_hash() != header.validators_hash {
+            return Err(NodeError::ScheduleMismatch {
                 height: header.height,
             });
         }

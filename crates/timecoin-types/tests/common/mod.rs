@@ -122,7 +122,7 @@ pub fn block_header() -> impl Strategy<Value = BlockHeader> {
         any::<u64>(),
         public_key(),
         (hash(), hash()),
-        hash(),
+        (hash(), hash()),
     )
         .prop_map(
             |(
@@ -133,7 +133,7 @@ pub fn block_header() -> impl Strategy<Value = BlockHeader> {
                 timestamp_ms,
                 proposer,
                 (tx_root, witness_root),
-                utxo_commitment,
+                (utxo_commitment, validators_hash),
             )| {
                 BlockHeader {
                     chain_id: ChainId(chain),
@@ -145,6 +145,7 @@ pub fn block_header() -> impl Strategy<Value = BlockHeader> {
                     tx_root,
                     witness_root,
                     utxo_commitment,
+                    validators_hash,
                 }
             },
         )
