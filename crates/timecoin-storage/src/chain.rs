@@ -809,6 +809,27 @@ impl<E: KvEngine> UtxoView for ChainDb<E> {
     }
 }
 
+/// Refuses host records over their name or size limit before anything is written.
+pub(crate) fn check_host_records(records: &[HostRecord<'_>]) -> Result<(), StorageError> {
+    for r in records {
+        if r.name.len() > record::MAX_HOST_RECORD_NAME {
+            return Err(StorageError::TooLarge {
+                what: "host record name",
+                len: r.name.len(),
+                max: record::MAX_HOST_RECORD_NAME,
+            });
+        }
+        if r.value.len() > record::MAX_HOST_RECORD_BYTES {
+            return Err(StorageError::TooLarge {
+                what: "host record",
+                len: r.value.len(),
+                max: record::MAX_HOST_RECORD_BYTES,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl<E: KvEngine> ChainStore for ChainDb<E> {
     fn apply_finalized_with(
         &self,
@@ -818,22 +839,7 @@ impl<E: KvEngine> ChainStore for ChainDb<E> {
     ) -> Result<(), StorageError> {
         let _writer = self.writer.lock();
         self.check_halted()?;
-        for r in records {
-            if r.name.len() > record::MAX_HOST_RECORD_NAME {
-                return Err(StorageError::TooLarge {
-                    what: "host record name",
-                    len: r.name.len(),
-                    max: record::MAX_HOST_RECORD_NAME,
-                });
-            }
-            if r.value.len() > record::MAX_HOST_RECORD_BYTES {
-                return Err(StorageError::TooLarge {
-                    what: "host record",
-                    len: r.value.len(),
-                    max: record::MAX_HOST_RECORD_BYTES,
-                });
-            }
-        }
+        check_host_records(records)?;
         let header = &block.header;
         let hash = block.hash();
         // The type checked the root against the body, so it stands for the transactions.

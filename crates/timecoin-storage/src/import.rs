@@ -16,7 +16,7 @@ use crate::config::{MAX_UTXO_PAGE, StorageConfig};
 use crate::engine::{KvEngine, WriteBatch};
 use crate::record::{self, ImportRecord, TipRecord};
 use crate::scan::{ChunkedScan, SCAN_CHUNK};
-use crate::{ChainDb, ChainTip, StorageError, UtxoPage, UtxoSyncCheck};
+use crate::{ChainDb, ChainTip, HostRecord, StorageError, UtxoPage, UtxoSyncCheck};
 
 /// The block a snapshot is the state after, with its commit certificate. The caller (state sync) has
 /// verified the certificate against the validator set; the store checks only that it names this block.
@@ -379,8 +379,18 @@ impl<E: KvEngine> SnapshotImport<E> {
     /// Refused, the import comes back unchanged in [`ImportRefused`] (halted if the failure was a
     /// write), and the store stays an unfinished import that [`ChainDb::open`] will not take for a
     /// chain. O(set) reads to rehash: once per import.
-    pub fn finish(mut self) -> Result<ChainDb<E>, Box<ImportRefused<E>>> {
-        if let Err(error) = self.commit_as_chain() {
+    pub fn finish(self) -> Result<ChainDb<E>, Box<ImportRefused<E>>> {
+        self.finish_with(&[])
+    }
+
+    /// [`finish`](Self::finish), writing `records` as host records of the base height in the same batch
+    /// (what the host keeps beside each block, such as its validator registry, which the chain it did
+    /// not replay cannot give it). Records over their limits are refused before anything is written.
+    pub fn finish_with(
+        mut self,
+        records: &[HostRecord<'_>],
+    ) -> Result<ChainDb<E>, Box<ImportRefused<E>>> {
+        if let Err(error) = self.commit_as_chain(records) {
             return Err(Box::new(ImportRefused {
                 error,
                 import: self,
@@ -405,8 +415,9 @@ impl<E: KvEngine> SnapshotImport<E> {
         }
     }
 
-    fn commit_as_chain(&mut self) -> Result<(), StorageError> {
+    fn commit_as_chain(&mut self, records: &[HostRecord<'_>]) -> Result<(), StorageError> {
         self.check_halted()?;
+        crate::chain::check_host_records(records)?;
         let count = self.check.finish(&self.header)?;
         let (stored_hash, stored_count) = rehash_utxos(&self.engine)?;
         if stored_count != count || stored_hash != *self.check.hash() {
@@ -427,7 +438,12 @@ impl<E: KvEngine> SnapshotImport<E> {
             utxo_hash: self.record.utxo_hash.clone(),
             log_end: self.record.log_end,
         };
-        let mut batch = WriteBatch::with_capacity(3);
+        let mut batch = WriteBatch::with_capacity(3 + records.len());
+        for r in records {
+            let key = record::host_key(r.name);
+            let value = record::seal_host(&key, self.record.base_height, r.value);
+            batch.put(key, value);
+        }
         batch.put(record::TIP_KEY.to_vec(), record::seal_tip(&tip));
         batch.put(
             record::BASE_KEY.to_vec(),

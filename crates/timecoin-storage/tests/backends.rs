@@ -1206,9 +1206,19 @@ fn a_snapshot_imported_page_by_page_becomes_a_chain_that_takes_the_next_blocks<B
     }
     assert!(pages > 5, "{pages} pages");
     assert_eq!(import.count(), source.utxo_state().unwrap().count);
-    let store = import.finish().unwrap();
+    // The host's own state at the base lands with the chain.
+    let store = import
+        .finish_with(&[HostRecord {
+            name: "host/state",
+            value: b"at the base",
+        }])
+        .unwrap();
 
     assert_same_state(&store, &source);
+    assert_eq!(
+        store.host_record("host/state").unwrap(),
+        Some((h, b"at the base".to_vec()))
+    );
     assert_eq!(store.base_height().unwrap(), h);
     assert_eq!(source.base_height().unwrap(), 0);
     assert_eq!(store.block(h).unwrap(), source.block(h).unwrap());
