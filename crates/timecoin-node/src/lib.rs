@@ -62,6 +62,7 @@ mod config;
 mod engine;
 mod error;
 pub mod runner;
+pub mod statesync;
 pub mod wire;
 
 pub use builder::{Disconnected, Node, NodeBuilder, StoreView};

@@ -7,6 +7,7 @@ use std::fmt;
 
 use timecoin_consensus::{CertifiedBlock, Message};
 use timecoin_crypto::{Address, ChainId, HashDomain, SecretKey, Signature, hash};
+use timecoin_node::wire::{SnapshotPage, SyncMessage};
 use timecoin_types::{
     Amount, Block, BlockHash, OutPoint, Proposal, TxBuilder, TxId, Vote, WellFormedBlock, codec,
 };
@@ -33,6 +34,12 @@ pub trait Strategy: fmt::Debug {
     /// them.
     fn forge_sync(&mut self, _certified: &CertifiedBlock, _out: &Outbox<'_>) -> Option<Vec<u8>> {
         None
+    }
+
+    /// The node answers a state-sync request (headers, a UTXO page) with `message`: what it sends
+    /// instead.
+    fn forge_sync_answer(&mut self, message: SyncMessage) -> SyncMessage {
+        message
     }
 
     /// Whether the node talks to `peer` at all (both directions, sync included).
@@ -505,6 +512,82 @@ pub enum Behavior {
     LockSplitter,
     /// [`Twin`] talking to the given nodes.
     Twin(BTreeSet<NodeId>),
+    /// [`SnapshotLiar`].
+    SnapshotLiar,
+    /// [`HeaderLiar`].
+    HeaderLiar,
+}
+
+/// Follows consensus, but serves state sync a UTXO set with one output's amount raised by one unit in
+/// every page: pages that keep every rule a page can be checked by, so only the hash of the whole set
+/// gives it away.
+#[derive(Debug, Default)]
+pub struct SnapshotLiar {
+    /// Pages forged.
+    pub forged: u64,
+}
+
+impl Strategy for SnapshotLiar {
+    fn name(&self) -> &'static str {
+        "snapshot-liar"
+    }
+
+    fn on_broadcast(&mut self, message: Message, out: &mut Outbox<'_>) {
+        out.send_all(message);
+    }
+
+    fn forge_sync_answer(&mut self, message: SyncMessage) -> SyncMessage {
+        let SyncMessage::Page { compressed } = &message else {
+            return message;
+        };
+        let Ok(mut page) = SnapshotPage::from_compressed(compressed) else {
+            return message;
+        };
+        let Some((_, out)) = page.entries.first_mut() else {
+            return message;
+        };
+        let Some(raised) = out.amount.checked_add(timecoin_types::Amount::from_sat(1)) else {
+            return message;
+        };
+        out.amount = raised;
+        self.forged += 1;
+        page.to_message()
+    }
+}
+
+/// Follows consensus, but serves a state sync's header walk headers it cannot check: the body that
+/// explains a moved validator schedule withheld, or else a certificate signature altered.
+#[derive(Debug, Default)]
+pub struct HeaderLiar {
+    /// Answers forged.
+    pub forged: u64,
+}
+
+impl Strategy for HeaderLiar {
+    fn name(&self) -> &'static str {
+        "header-liar"
+    }
+
+    fn on_broadcast(&mut self, message: Message, out: &mut Outbox<'_>) {
+        out.send_all(message);
+    }
+
+    fn forge_sync_answer(&mut self, message: SyncMessage) -> SyncMessage {
+        let SyncMessage::Headers(mut headers) = message else {
+            return message;
+        };
+        if let Some(first) = headers.first_mut() {
+            if first.body.is_some() {
+                first.body = None;
+            } else if let Some((_, signature)) = first.certificate.signatures.first_mut() {
+                let mut bytes = signature.to_bytes();
+                bytes[0] ^= 1;
+                *signature = Signature::from_bytes(bytes);
+            }
+            self.forged += 1;
+        }
+        SyncMessage::Headers(headers)
+    }
 }
 
 impl Behavior {
@@ -537,6 +620,8 @@ impl Behavior {
             Behavior::BodySwapper => Some(Box::<BodySwapper>::default()),
             Behavior::LockSplitter => Some(Box::<LockSplitter>::default()),
             Behavior::Twin(world) => Some(Box::new(Twin::new(world.clone()))),
+            Behavior::SnapshotLiar => Some(Box::<SnapshotLiar>::default()),
+            Behavior::HeaderLiar => Some(Box::<HeaderLiar>::default()),
         }
     }
 
@@ -553,6 +638,8 @@ impl Behavior {
             Behavior::BodySwapper => "body-swapper",
             Behavior::LockSplitter => "lock-splitter",
             Behavior::Twin(_) => "twin",
+            Behavior::SnapshotLiar => "snapshot-liar",
+            Behavior::HeaderLiar => "header-liar",
         }
     }
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use timecoin_consensus::{Message, ValidatorRegistry};
 use timecoin_crypto::{ChainId, PublicKey};
-use timecoin_storage::ChainStore;
+use timecoin_storage::{BlockStore, ChainStore};
 use timecoin_types::{BlockHash, Genesis, Height, View, VotePhase, WellFormedBlock, Wire};
 
 use crate::node::SimNode;
@@ -281,7 +281,34 @@ impl InvariantChecker {
     fn check_chain(&mut self, id: NodeId, node: &SimNode) -> Result<(), Violation> {
         let durable = node.durable();
         let tip = durable.tip_height();
-        let from = self.checked.get(id).copied().unwrap_or(0);
+        let mut from = self.checked.get(id).copied().unwrap_or(0);
+        // A store built by a state sync holds blocks from its base on: the base must be the agreed block
+        // of its height, and the chain is checked from there.
+        let base = durable.db().base_height().unwrap_or(0);
+        let base_index = usize::try_from(base).unwrap_or(usize::MAX);
+        if base > 0 && from < base_index {
+            let broken = Violation::BrokenChain {
+                node: id,
+                height: base,
+            };
+            let (block, _) = durable.finalized(base).ok_or(broken)?;
+            if let Some((agreed, first_node)) =
+                base_index.checked_sub(1).and_then(|i| self.agreed.get(i))
+                && *agreed != block.hash()
+            {
+                return Err(Violation::ConflictingBlocks {
+                    height: base,
+                    first_node: *first_node,
+                    first: *agreed,
+                    second_node: id,
+                    second: block.hash(),
+                });
+            }
+            from = base_index;
+            if let Some(c) = self.checked.get_mut(id) {
+                *c = from;
+            }
+        }
         for index in from..usize::try_from(tip).unwrap_or(usize::MAX) {
             let height = index as Height + 1;
             let broken = Violation::BrokenChain { node: id, height };

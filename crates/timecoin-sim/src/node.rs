@@ -11,6 +11,7 @@ use timecoin_consensus::{Config, Message, WalEntry};
 use timecoin_crypto::{Address, HashDomain, PublicKey, SecretKey, hash};
 use timecoin_mempool::{ManualClock, TxPool};
 use timecoin_net::{Channel, NetError, NetEvent, Network, PeerId};
+use timecoin_node::statesync::{StateSync, StateSyncConfig, StateSyncOutcome, StateSyncStats};
 use timecoin_node::wire::SyncMessage;
 use timecoin_node::{
     Effect, EngineConfig, EngineStats, Event, Node, NodeBuilder, NodeConfig, StoreView, TimerId,
@@ -160,6 +161,10 @@ impl Wallet {
 
 /// The runtime timer token of the workload's deferred round (the engine's timers use tokens from 0 up).
 const WORKLOAD_TOKEN: u64 = u64::MAX;
+/// The timer of a state sync's clock.
+const STATESYNC_TOKEN: u64 = u64::MAX - 1;
+/// How often a state sync is given the clock.
+const STATESYNC_TICK_MS: Millis = 100;
 
 /// Amount each simulated transfer pays to the next wallet key.
 const PAYMENT: Amount = Amount::from_sat(100_000_000);
@@ -241,6 +246,16 @@ impl DurableState {
             restarts,
             appended,
         })
+    }
+
+    /// A disk a state sync filled: `db` is the imported chain on `engine`.
+    fn imported(engine: Arc<MemoryEngine>, db: ChainDb<Arc<MemoryEngine>>) -> Self {
+        DurableState {
+            engine,
+            db: Arc::new(db),
+            restarts: 0,
+            appended: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// The same disk reopened, as a restarted process finds it (the store's recovery runs).
@@ -386,12 +401,31 @@ impl SimNetwork {
     }
 }
 
+/// What a state sync did, kept once the node runs its engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateSyncReport {
+    /// Counters of the sync.
+    pub stats: StateSyncStats,
+    /// The height the snapshot was imported at, or `None` if the node fell back to block sync.
+    pub imported_at: Option<Height>,
+    /// Nodes the sync penalised.
+    pub penalised: Vec<NodeId>,
+}
+
+/// A state sync in progress: the machine, and the empty disk it imports into.
+struct Bootstrap {
+    sync: StateSync<Arc<MemoryEngine>>,
+    disk: Arc<MemoryEngine>,
+}
+
 /// One simulated validator.
 ///
 /// Bounds: pending timers (one entry per timer the engine armed, removed when it fires); the engine,
 /// the pool and the store bound the rest.
 pub struct SimNode {
     spec: Arc<NodeSpec>,
+    bootstrap: Option<Bootstrap>,
+    state_sync: Option<StateSyncReport>,
     strategy: Option<Box<dyn Strategy>>,
     node: Node,
     net: Arc<SimNetwork>,
@@ -464,6 +498,8 @@ impl SimNode {
             .map_err(|e| SimError::Setup(format!("node {}: {e}", spec.id)))?;
         Ok(SimNode {
             strategy: spec.behavior.strategy(),
+            bootstrap: None,
+            state_sync: None,
             spec,
             node,
             net,
@@ -480,6 +516,115 @@ impl SimNode {
             submitted: 0,
             in_workload: false,
         })
+    }
+
+    /// A node with an empty disk that first state-syncs from its peers, then runs its engine on what the
+    /// sync imported (or, falling back, on a chain opened from genesis).
+    pub fn state_syncing(spec: Arc<NodeSpec>, config: StateSyncConfig) -> Result<Self, SimError> {
+        let mut node = Self::new(spec.clone())?;
+        let disk = Arc::new(MemoryEngine::new());
+        let sync = StateSync::new(
+            config,
+            StorageConfig::memory(),
+            (*spec.genesis).clone(),
+            disk.clone(),
+        )
+        .map_err(|e| SimError::Setup(format!("state sync: {e}")))?;
+        node.bootstrap = Some(Bootstrap { sync, disk });
+        Ok(node)
+    }
+
+    /// What the node's state sync did, once it is over (`None` for a node that did not run one).
+    pub fn state_sync(&self) -> Option<&StateSyncReport> {
+        self.state_sync.as_ref()
+    }
+
+    /// Whether the node is still state-syncing (its engine not yet running).
+    pub fn is_state_syncing(&self) -> bool {
+        self.bootstrap.is_some()
+    }
+
+    /// Carries out a state sync's effects, and once it is over builds the engine on its outcome.
+    fn bootstrap_effects(&mut self, effects: Vec<Effect>, ctx: &mut Context<Packet>) {
+        for effect in effects {
+            if let Effect::Send { to, channel, bytes } = effect
+                && let Some(id) = self.spec.node_of(&to)
+            {
+                ctx.send(id, Packet { channel, bytes });
+            }
+        }
+        let Some(bootstrap) = self.bootstrap.as_mut() else {
+            return;
+        };
+        if !bootstrap.sync.is_done() {
+            return;
+        }
+        let stats = bootstrap.sync.stats();
+        let penalised = bootstrap
+            .sync
+            .banned()
+            .iter()
+            .filter_map(|p| self.spec.node_of(p))
+            .collect();
+        let disk = bootstrap.disk.clone();
+        let outcome = bootstrap.sync.take_outcome();
+        self.bootstrap = None;
+        let (durable, imported_at) = match outcome {
+            Some(StateSyncOutcome::Imported(db)) => {
+                let at = db.tip().map(|t| t.height).ok();
+                (Ok(DurableState::imported(disk, db)), at)
+            }
+            Some(StateSyncOutcome::Fallback(_)) => (
+                DurableState::open(disk, &self.spec.genesis, 0, Arc::new(AtomicU64::new(0))),
+                None,
+            ),
+            None => (
+                Err(SimError::Setup("the state sync lost its store".into())),
+                None,
+            ),
+        };
+        let rebuilt = durable.and_then(|d| Self::build(self.spec.clone(), d));
+        match rebuilt {
+            Ok(mut node) => {
+                node.state_sync = Some(StateSyncReport {
+                    stats,
+                    imported_at,
+                    penalised,
+                });
+                node.finalized_at = std::mem::take(&mut self.finalized_at);
+                *self = node;
+                self.start_engine(ctx);
+            }
+            Err(e) => {
+                warn!(node = self.spec.id, %e, "state sync ended without a usable store");
+                self.halted = true;
+                ctx.halt();
+            }
+        }
+    }
+
+    /// Introduces the peers to the engine and starts it.
+    fn start_engine(&mut self, ctx: &mut Context<Packet>) {
+        let me = self.spec.id;
+        let peers: Vec<PeerId> = self
+            .spec
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(id, _)| *id != me)
+            .map(|(_, p)| *p)
+            .collect();
+        for peer in peers {
+            self.run(
+                Event::Net(NetEvent::Joined {
+                    peer,
+                    masternode: None,
+                }),
+                ctx,
+            );
+        }
+        self.run(Event::Start, ctx);
+        self.workload(ctx);
     }
 
     /// Test hook: crash right after the `nth` next WAL write (1 = the next one), before the message it
@@ -663,6 +808,16 @@ impl SimNode {
                             ));
                         }
                     }
+                    Ok(answer) if strategy.serves_sync() => {
+                        let forged = strategy.forge_sync_answer(answer);
+                        out.sends.push((
+                            Some(id),
+                            Packet {
+                                channel: Channel::Sync,
+                                bytes: forged.encode().into(),
+                            },
+                        ));
+                    }
                     _ => out.sends.push((Some(id), packet)),
                 },
                 _ => out.sends.push((to, packet)),
@@ -771,30 +926,49 @@ impl Process for SimNode {
     type Msg = Packet;
 
     fn on_start(&mut self, ctx: &mut Context<Packet>) {
-        let me = self.spec.id;
-        let peers: Vec<PeerId> = self
-            .spec
-            .peers
-            .iter()
-            .enumerate()
-            .filter(|(id, _)| *id != me)
-            .map(|(_, p)| *p)
-            .collect();
-        for peer in peers {
-            self.run(
-                Event::Net(NetEvent::Joined {
-                    peer,
-                    masternode: None,
-                }),
-                ctx,
-            );
+        if let Some(bootstrap) = self.bootstrap.as_mut() {
+            let me = self.spec.id;
+            let now = ctx.now();
+            let mut effects = Vec::new();
+            for (_, peer) in self
+                .spec
+                .peers
+                .iter()
+                .enumerate()
+                .filter(|(id, _)| *id != me)
+            {
+                effects.extend(bootstrap.sync.on_net(
+                    now,
+                    NetEvent::Joined {
+                        peer: *peer,
+                        masternode: None,
+                    },
+                ));
+            }
+            ctx.set_timer(STATESYNC_TICK_MS, STATESYNC_TOKEN);
+            self.bootstrap_effects(effects, ctx);
+            return;
         }
-        self.run(Event::Start, ctx);
-        self.workload(ctx);
+        self.start_engine(ctx);
     }
 
     fn on_message(&mut self, from: NodeId, packet: Packet, ctx: &mut Context<Packet>) {
         if self.halted || !self.talks_to(from) {
+            return;
+        }
+        if let Some(bootstrap) = self.bootstrap.as_mut() {
+            let Some(peer) = self.spec.peers.get(from).copied() else {
+                return;
+            };
+            let effects = bootstrap.sync.on_net(
+                ctx.now(),
+                NetEvent::Message {
+                    from: peer,
+                    channel: packet.channel,
+                    bytes: packet.bytes,
+                },
+            );
+            self.bootstrap_effects(effects, ctx);
             return;
         }
         if let Some(strategy) = self.strategy.as_mut()
@@ -825,6 +999,14 @@ impl Process for SimNode {
     fn on_timer(&mut self, token: u64, ctx: &mut Context<Packet>) {
         if token == WORKLOAD_TOKEN {
             self.workload(ctx);
+            return;
+        }
+        if token == STATESYNC_TOKEN {
+            if let Some(bootstrap) = self.bootstrap.as_mut() {
+                let effects = bootstrap.sync.on_tick(ctx.now());
+                ctx.set_timer(STATESYNC_TICK_MS, STATESYNC_TOKEN);
+                self.bootstrap_effects(effects, ctx);
+            }
             return;
         }
         if let Some(timer) = self.timers.remove(&token) {

@@ -403,6 +403,29 @@ impl Simulation {
         self.check()
     }
 
+    /// Restarts crashed node `id` with an empty disk: it state-syncs from its peers with `config`, then
+    /// runs its engine on what it imported (a node joining with nothing, or wiped).
+    pub fn restart_with_state_sync(
+        &mut self,
+        id: NodeId,
+        config: timecoin_node::statesync::StateSyncConfig,
+    ) -> Result<(), SimError> {
+        let spec = self.specs.get(id).ok_or(SimError::UnknownNode(id))?.clone();
+        self.pending_restarts.remove(&id);
+        if self.rt.is_up(id) {
+            return Ok(());
+        }
+        let node = SimNode::state_syncing(spec, config).map_err(|e| SimError::Violation {
+            at_ms: self.rt.now(),
+            violation: Box::new(crate::Violation::NodeFailed {
+                node: id,
+                reason: e.to_string(),
+            }),
+        })?;
+        self.rt.restart(id, node);
+        self.check()
+    }
+
     /// Hands `tx` to node `id`'s engine now, as a wallet connected to it would (no effect if it is down).
     pub fn submit(&mut self, id: NodeId, tx: timecoin_types::Transaction) -> Result<(), SimError> {
         if id >= self.len() {

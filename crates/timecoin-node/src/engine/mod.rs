@@ -10,7 +10,7 @@
 
 mod app;
 mod door;
-mod rewards;
+pub(crate) mod rewards;
 mod sync;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -145,6 +145,12 @@ pub struct EngineStats {
     pub sync_requests: u64,
     /// Sync requests that timed out and were retried elsewhere.
     pub sync_timeouts: u64,
+    /// Certified headers served to peers walking the chain (state sync).
+    pub served_headers: u64,
+    /// UTXO pages served to peers importing a snapshot.
+    pub served_pages: u64,
+    /// State-sync answers received, which a running engine never asks for (ignored).
+    pub unsolicited_sync: u64,
     /// WAL entries written.
     pub persists: u64,
     /// Evidence items the core reported.

@@ -8,12 +8,14 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use timecoin_consensus::{CertifiedBlock, Input, Verified};
 use timecoin_net::{Channel, Misbehavior, PeerId};
-use timecoin_types::{Height, Wire};
+use timecoin_types::{Height, OutPoint, Wire};
 use tracing::debug;
 
 use super::{Effect, Engine, duration_ms};
 use crate::EngineConfig;
-use crate::wire::SyncMessage;
+use crate::wire::{
+    HEADERS_ANSWER_BUDGET, MAX_HEADERS_PER_MESSAGE, SnapshotPage, SyncMessage, SyncedHeader,
+};
 
 /// Whether the node is catching up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -259,7 +261,104 @@ impl Engine {
             SyncMessage::Status { height } => self.on_status(from, height),
             SyncMessage::Request { from: start, count } => self.serve(from, start, count),
             SyncMessage::Block(certified) => self.on_synced_block(from, certified),
+            SyncMessage::HeadersRequest { from: start, count } => {
+                self.serve_headers(from, start, count);
+            }
+            SyncMessage::PageRequest {
+                height,
+                after,
+                limit,
+            } => self.serve_page(from, height, after, limit),
+            // Answers to a state sync, which a running engine never asks for.
+            SyncMessage::Headers(_)
+            | SyncMessage::Page { .. }
+            | SyncMessage::PageUnavailable { .. } => {
+                self.stats.unsolicited_sync += 1;
+            }
         }
+    }
+
+    /// Certified headers from `from` on, each with its body when its schedule hash differs from its
+    /// parent's (or the parent is below this store's base, where we cannot tell).
+    fn serve_headers(&mut self, peer: PeerId, from: Height, count: u32) {
+        let count = u64::from(count.min(MAX_HEADERS_PER_MESSAGE));
+        let end = from.saturating_add(count).min(self.tip.0.saturating_add(1));
+        let start = from.max(1);
+        let mut previous = match start.checked_sub(1).map(|h| self.store.block(h)) {
+            Some(Ok(Some(stored))) => Some(stored.block.header.validators_hash),
+            _ => None,
+        };
+        let mut headers = Vec::new();
+        let mut bytes = 0usize;
+        for height in start..end {
+            let stored = match self.store.block(height) {
+                Ok(Some(stored)) => stored,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(%e, height, "cannot read a header to serve");
+                    break;
+                }
+            };
+            let Some(certificate) = stored.certificate else {
+                break;
+            };
+            let moved = previous != Some(stored.block.header.validators_hash);
+            previous = Some(stored.block.header.validators_hash);
+            let header = SyncedHeader {
+                header: stored.block.header.clone(),
+                certificate,
+                body: moved.then_some(stored.block),
+            };
+            bytes = bytes.saturating_add(timecoin_types::codec::encoded_len(&header));
+            if bytes > HEADERS_ANSWER_BUDGET && !headers.is_empty() {
+                break;
+            }
+            headers.push(header);
+        }
+        self.stats.served_headers += headers.len() as u64;
+        self.effects.push(Effect::Send {
+            to: peer,
+            channel: Channel::Sync,
+            bytes: Bytes::from(SyncMessage::Headers(headers).encode()),
+        });
+    }
+
+    /// A page of the UTXO set if `height` is our tip, else where our tip is.
+    fn serve_page(&mut self, peer: PeerId, height: Height, after: Option<OutPoint>, limit: u32) {
+        let limit = usize::try_from(limit)
+            .unwrap_or(usize::MAX)
+            .clamp(1, timecoin_storage::MAX_UTXO_PAGE);
+        let page = if height == self.tip.0 {
+            match self.store.utxo_page(after.as_ref(), limit) {
+                Ok(page) if page.tip.height == height => Some(page),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(%e, height, "cannot read a UTXO page to serve");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let message = match page {
+            Some(page) => {
+                self.stats.served_pages += 1;
+                SnapshotPage {
+                    height,
+                    hash: page.tip.hash,
+                    after,
+                    entries: page.entries,
+                    next: page.next,
+                }
+                .to_message()
+            }
+            None => SyncMessage::PageUnavailable { tip: self.tip.0 },
+        };
+        self.effects.push(Effect::Send {
+            to: peer,
+            channel: Channel::Sync,
+            bytes: Bytes::from(message.encode()),
+        });
     }
 
     fn on_status(&mut self, from: PeerId, height: Height) {
