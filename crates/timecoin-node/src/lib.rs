@@ -57,6 +57,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bootstrap;
 mod builder;
 mod config;
 mod engine;
