@@ -61,6 +61,7 @@ mod builder;
 mod config;
 mod engine;
 mod error;
+pub mod metrics;
 pub mod rpc;
 pub mod runner;
 pub mod wire;
