@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use timecoin_net::NetEvent;
 use timecoin_types::{BlockHash, Height, Transaction, TxId, View};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::{Effect, Event, Node, NodeError, NodeStatus, RequestId, TimerId};
@@ -119,6 +119,7 @@ pub struct NodeHandle {
     inbox: mpsc::Sender<Incoming>,
     finalized: broadcast::Sender<FinalizedBlock>,
     stats: Arc<LoopStats>,
+    latest: watch::Receiver<NodeStatus>,
 }
 
 impl std::fmt::Debug for Incoming {
@@ -172,6 +173,13 @@ impl NodeHandle {
         self.finalized.subscribe()
     }
 
+    /// The status as of the end of the last batch of events, without a round trip to the engine
+    /// thread: for hot paths (a check per submitted transaction) that can take a status a batch old,
+    /// and that must not split the engine's batches the way [`status`](Self::status) does.
+    pub fn latest_status(&self) -> NodeStatus {
+        self.latest.borrow().clone()
+    }
+
     /// The loop's own counters (uptime, view changes, the last finality latency).
     pub fn loop_stats(&self) -> &LoopStats {
         &self.stats
@@ -217,10 +225,12 @@ pub fn spawn(
     let (inbox, mut queue) = mpsc::channel(INBOX_CAPACITY);
     let (finalized, _) = broadcast::channel(FINALIZED_CAPACITY);
     let stats = Arc::new(LoopStats::new());
+    let (status, latest) = watch::channel(node.engine().status());
     let handle = NodeHandle {
         inbox: inbox.clone(),
         finalized: finalized.clone(),
         stats: stats.clone(),
+        latest,
     };
     // The network's events join the inbox; awaiting room there is the back-pressure.
     let forward = inbox.downgrade();
@@ -244,6 +254,7 @@ pub fn spawn(
                 runtime,
                 finalized,
                 stats,
+                status,
                 round: None,
                 batch_started: Instant::now(),
             };
@@ -263,6 +274,8 @@ struct Outlet {
     runtime: tokio::runtime::Handle,
     finalized: broadcast::Sender<FinalizedBlock>,
     stats: Arc<LoopStats>,
+    /// Where [`NodeHandle::latest_status`] reads from.
+    status: watch::Sender<NodeStatus>,
     /// The height and view consensus was on after the last batch, and when this node started the
     /// height.
     round: Option<(Height, View, Instant)>,
@@ -315,6 +328,7 @@ fn run(mut node: Node, queue: &mut mpsc::Receiver<Incoming>, out: &mut Outlet) {
         let effects = node.handle_batch(now_ms(), events);
         out.carry_out(effects, &node);
         out.stats.batches.fetch_add(1, Ordering::Relaxed);
+        out.status.send_replace(node.engine().status());
         if let Some(reason) = node.engine().failure() {
             warn!(%reason, "engine halted");
             break;
