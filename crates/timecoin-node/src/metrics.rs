@@ -118,6 +118,7 @@ pub struct NodeMetrics {
     sync_target: Gauge,
     validator: Gauge,
     up: Gauge,
+    batches: Counter,
 }
 
 impl std::fmt::Debug for NodeMetrics {
@@ -173,6 +174,7 @@ impl NodeMetrics {
             sync_target: Gauge::default(),
             validator: Gauge::default(),
             up: Gauge::default(),
+            batches: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -275,6 +277,11 @@ impl NodeMetrics {
             m.sync_target.clone(),
         );
         r.register("up", "1 while the engine runs", m.up.clone());
+        r.register(
+            "engine_batches",
+            "Batches of events the engine handled",
+            m.batches.clone(),
+        );
         for reason in REASONS {
             // Present from the first scrape, at zero, so dashboards see every series.
             let _ = m.rejections.get_or_create(&ReasonLabel { reason });
@@ -348,6 +355,7 @@ impl NodeMetrics {
         set(&self.up, 1);
         self.record(&status, &stats, view);
         advance(&self.view_changes, node.loop_stats().view_changes());
+        advance(&self.batches, node.loop_stats().batches());
         set(&self.mempool_transactions, pool.transactions);
         set(&self.mempool_bytes, pool.bytes);
         advance(&self.mempool_evictions, pool.evicted);
