@@ -804,3 +804,129 @@ async fn metrics_serve_their_names_health_and_readiness() {
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_validators_over_tcp_list_their_peer_and_prove_a_transfer_both_signed() {
+    use timecoin_crypto::SecretKey;
+    use timecoin_net::{NetConfig, NodeIdentity, SeedPeer, TcpNetwork};
+
+    let genesis = Genesis::local(2);
+    let chain = genesis.params.chain_id;
+    let mut nodes = Vec::new();
+    let mut seeds: Vec<SeedPeer> = Vec::new();
+    for i in 0..2 {
+        let identity = NodeIdentity::new(
+            SecretKey::from_seed(&[200 + i as u8; 32]),
+            chain,
+            genesis.block().hash().0,
+        )
+        .with_operator(Genesis::local_validator_key(i));
+        let id = identity.peer_id();
+        let config = NetConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_per_ip: 16,
+            seeds: seeds.clone(),
+            ..NetConfig::default()
+        };
+        let (network, events) = TcpNetwork::bind(config, identity).await.unwrap();
+        seeds.push(SeedPeer {
+            addr: network.local_addr().unwrap(),
+            key: Some(id),
+        });
+        let node = NodeBuilder::new(NodeConfig::new(&genesis), genesis.clone())
+            .chain_db(ChainDb::memory(&genesis).unwrap())
+            .network(Arc::new(network.clone()))
+            .signer(Arc::new(Genesis::local_validator_key(i)))
+            .build()
+            .unwrap();
+        let (handle, thread) =
+            runner::spawn(node, events, tokio::runtime::Handle::current()).unwrap();
+        nodes.push((handle, network, thread));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let context = NodeContext {
+        peers: Some(Arc::new(nodes[0].1.clone())),
+        ..NodeContext::new(Arc::new(genesis.clone()))
+    };
+    let config = RpcConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        cookie_dir: Some(dir.path().to_path_buf()),
+        ..RpcConfig::default()
+    };
+    let server = rpc::start(&config, nodes[0].0.clone(), context.clone())
+        .await
+        .unwrap();
+    let rpc = Client {
+        addr: server.local_addr(),
+        auth: Some(std::fs::read_to_string(dir.path().join(COOKIE_FILE)).unwrap()),
+    };
+    let connected = tokio::time::timeout(Duration::from_secs(20), async {
+        while nodes.iter().any(|(_, net, _)| net.peers().len() != 1) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(connected.is_ok(), "the two nodes did not connect");
+
+    let peers = rpc.ok("getpeerinfo", json!([])).await;
+    assert_eq!(
+        peers[0]["id"],
+        json!(hex::encode(nodes[1].1.local_id().as_bytes()))
+    );
+    assert_eq!(rpc.ok("getconnectioncount", json!([])).await, json!(1));
+    let net = rpc.ok("getnetworkinfo", json!([])).await;
+    assert_eq!(
+        net["connections_in"].as_u64().unwrap() + net["connections_out"].as_u64().unwrap(),
+        1
+    );
+
+    let metrics_config = MetricsConfig {
+        enabled: true,
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..MetricsConfig::default()
+    };
+    let metrics = metrics::start(&metrics_config, nodes[0].0.clone(), context)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Both validators' weight is needed: the transfer is final only once both signed.
+    let tx = transfer(&genesis, 5);
+    let txid = tx.txid().to_string();
+    rpc.ok("sendrawtransaction", json!([hex_of(&tx)])).await;
+    let done = rpc.ok("waitfortx", json!([txid, 30])).await;
+    assert_eq!(done["final"], json!(true), "{done}");
+    let receipt: rpc::FinalityReceipt =
+        serde_json::from_value(rpc.ok("gettxproof", json!([txid, done["blockhash"]])).await)
+            .unwrap();
+    let set = ValidatorSet::from_genesis(&genesis).unwrap();
+    let verified = rpc::verify_receipt(&receipt, &set, chain).unwrap();
+    assert_eq!(verified.txid, tx.txid());
+    let block = rpc.ok("getblock", json!([done["blockhash"]])).await;
+    assert_eq!(block["certificate"]["signers"].as_array().unwrap().len(), 2);
+
+    let addr = metrics.local_addr();
+    let ready = tokio::time::timeout(Duration::from_secs(10), async {
+        while http(addr, "GET", "/ready", None, "").await.0 != 200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(ready.is_ok(), "a synced node with a peer is not ready");
+    let (_, body) = http(addr, "GET", "/metrics", None, "").await;
+    assert!(
+        body.contains("timecoin_net_connections{direction=\"inbound\"}"),
+        "{body}"
+    );
+    assert!(body.contains("timecoin_net_queued_bytes"), "{body}");
+
+    metrics.stop().await;
+    server.stop().await;
+    for (handle, network, thread) in nodes {
+        handle.stop().await.unwrap();
+        network.shutdown();
+        tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap();
+    }
+}
