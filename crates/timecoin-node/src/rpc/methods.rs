@@ -1188,16 +1188,21 @@ async fn waitfortx(params: Params<'static>, state: State) -> RpcResult {
             "timeout_secs must be a non-negative number",
         ));
     }
-    let timeout = Duration::from_secs_f64(timeout.min(max as f64));
+    let timeout = Duration::try_from_secs_f64(timeout.min(max as f64))
+        .map_err(|_| rpc_error(codes::INVALID_PARAMETER, "timeout_secs is out of range"))?;
     // Subscribed before the first look, so a block finalized in between is not missed.
     let mut finalized = state.node.subscribe_finalized();
     let depth = state.config.search_depth;
-    let found = with_store(&state, move |store| {
-        Ok(search_recent(store, &txid, depth)?.map(|(b, _)| final_json(&txid, &b.block)))
-    })
-    .await?;
-    if let Some(v) = found {
-        return Ok(v);
+    // A pooled transaction is not final yet (the pool forgets it only once its block is durable,
+    // before the notice goes out), so only one the pool lacks needs the search of recent blocks.
+    if !state.mempool.contains(&txid) {
+        let found = with_store(&state, move |store| {
+            Ok(search_recent(store, &txid, depth)?.map(|(b, _)| final_json(&txid, &b.block)))
+        })
+        .await?;
+        if let Some(v) = found {
+            return Ok(v);
+        }
     }
     let wait = async {
         loop {
@@ -1206,7 +1211,7 @@ async fn waitfortx(params: Params<'static>, state: State) -> RpcResult {
                 // Missed notices: look at every block since the last one seen, from the store.
                 Err(RecvError::Lagged(missed)) => {
                     let tip = status(&state).await?.height;
-                    (tip.saturating_sub(missed), tip)
+                    (tip.saturating_sub(missed.min(depth)), tip)
                 }
                 Err(RecvError::Closed) => {
                     return Err(rpc_error(codes::MISC, "the node stopped"));
