@@ -423,6 +423,18 @@ async fn every_chain_network_and_control_method_answers() {
     ] {
         assert!(help.as_str().unwrap().contains(method), "{help}");
     }
+    // Every method `help` names is served: none is unknown to the server.
+    for line in help.as_str().unwrap().lines() {
+        let method = line.split(' ').next().unwrap();
+        if method != "stop" {
+            let answer = rpc.call(method, json!([])).await;
+            assert!(
+                !matches!(answer, Err((code, _)) if code == i64::from(codes::METHOD_NOT_FOUND)),
+                "{method} is listed but not served"
+            );
+        }
+    }
+    assert_eq!(help.as_str().unwrap().lines().count(), 27);
     let one = rpc.ok("help", json!(["getblock"])).await;
     assert!(one.as_str().unwrap().starts_with("getblock blockhash"));
 
