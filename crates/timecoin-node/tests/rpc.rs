@@ -676,6 +676,14 @@ async fn calls_without_valid_auth_get_401_and_change_nothing() {
     );
     assert_eq!(node.handle.status().await.unwrap().height, 0);
 
+    // Neither the server nor its config shows the secret when printed.
+    let printed = format!("{:?}", node.server.as_ref().unwrap());
+    assert!(!printed.contains(password), "{printed}");
+    let config = RpcConfig {
+        password: Some("hunter2".into()),
+        ..RpcConfig::default()
+    };
+    assert!(!format!("{config:?}").contains("hunter2"));
     // Stopping the server deletes its cookie.
     let mut node = node;
     node.server.take().unwrap().stop().await;

@@ -53,10 +53,18 @@ impl Credentials {
 }
 
 /// The cookie file this server wrote; deleted by [`CookieFile::remove`] or when dropped.
-#[derive(Debug)]
 pub struct CookieFile {
     path: PathBuf,
     password: String,
+}
+
+// Hand-written so the secret never reaches a log line.
+impl std::fmt::Debug for CookieFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CookieFile")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CookieFile {
