@@ -950,3 +950,27 @@ async fn two_validators_over_tcp_list_their_peer_and_prove_a_transfer_both_signe
             .unwrap();
     }
 }
+
+#[test]
+fn configs_read_only_what_they_change_and_refuse_unknown_keys() {
+    let config: RpcConfig =
+        serde_json::from_value(json!({ "cookie_dir": "/tmp/x", "max_batch_len": 4 })).unwrap();
+    assert_eq!(config.max_batch_len, 4);
+    assert_eq!(config.listen, RpcConfig::default().listen);
+    assert!(config.listen.ip().is_loopback());
+    assert!(config.validate().is_ok());
+    assert!(serde_json::from_value::<RpcConfig>(json!({ "cookie_dri": "/tmp/x" })).is_err());
+    assert!(
+        RpcConfig::default().validate().is_err(),
+        "no auth configured"
+    );
+    let half = RpcConfig {
+        user: Some("alice".into()),
+        ..RpcConfig::default()
+    };
+    assert!(half.validate().is_err(), "a user without a password");
+    let metrics: MetricsConfig = serde_json::from_value(json!({ "enabled": true })).unwrap();
+    assert!(metrics.enabled && metrics.listen.ip().is_loopback());
+    assert!(!MetricsConfig::default().enabled);
+    assert!(serde_json::from_value::<MetricsConfig>(json!({ "enable": true })).is_err());
+}
