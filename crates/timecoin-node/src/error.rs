@@ -56,4 +56,11 @@ pub enum NodeError {
     /// A submitted transaction was refused; the reason names the rule it broke.
     #[error("transaction refused: {0}")]
     Refused(String),
+    /// The RPC or metrics server could not start (the address is taken, the cookie cannot be
+    /// written, the auth settings are unusable).
+    #[error("rpc: {0}")]
+    Rpc(String),
+    /// A finality receipt does not prove what it claims; the reason names the check that failed.
+    #[error("the finality receipt does not verify: {0}")]
+    InvalidReceipt(String),
 }

@@ -62,6 +62,8 @@ mod builder;
 mod config;
 mod engine;
 mod error;
+pub mod metrics;
+pub mod rpc;
 pub mod runner;
 pub mod statesync;
 pub mod wire;
