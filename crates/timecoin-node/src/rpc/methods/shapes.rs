@@ -80,6 +80,7 @@ pub(super) fn header_json(
         "merkleroot": header.tx_root.to_hex(),
         "witnessroot": header.witness_root.to_hex(),
         "utxocommitment": header.utxo_commitment.to_hex(),
+        "validatorshash": header.validators_hash.to_hex(),
         "nTx": ntx,
     });
     if header.height > 0
