@@ -83,7 +83,10 @@ async fn memory_per_peer_and_under_a_reader_that_never_reads_stays_bounded() {
     }
     until("every peer joined", || hub.peers().len() == PEERS).await;
     let per_link = resident_bytes().saturating_sub(before) / PEERS;
-    println!("resident memory per link (both ends, two networks): {} KiB", per_link / 1024);
+    println!(
+        "resident memory per link (both ends, two networks): {} KiB",
+        per_link / 1024
+    );
 
     // One of them stops reading: its event queue fills, its socket stops being drained, and what the
     // hub sends it piles up in the hub's queue for it, which refuses past its bound.
@@ -112,7 +115,10 @@ async fn memory_per_peer_and_under_a_reader_that_never_reads_stays_bounded() {
     assert!(refused > 0, "the queue took everything");
     assert!(queued <= MAX_QUEUED_BYTES_PER_PEER, "{queued} bytes queued");
     // The hub's queue, plus what sits in the reader's bounded event queue and the sockets' buffers.
-    assert!(grown < 4 * MAX_QUEUED_BYTES_PER_PEER, "resident memory grew by {grown} bytes");
+    assert!(
+        grown < 4 * MAX_QUEUED_BYTES_PER_PEER,
+        "resident memory grew by {grown} bytes"
+    );
     drop(slow_events);
     slow.shutdown();
     hub.shutdown();

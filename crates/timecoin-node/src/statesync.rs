@@ -61,6 +61,9 @@ use crate::{Effect, NodeError};
 /// back to block sync (every peer left, lies or stalls).
 pub const STALL_TIMEOUTS: u64 = 10;
 
+/// Timeouts in a row after which a peer is no longer asked (see `PeerState::strikes`).
+pub const MAX_STRIKES: u32 = 3;
+
 /// Pages of one failed attempt remembered to find the liar afterwards (about 48 bytes each); past it,
 /// only a single-peer attempt can tell who lied.
 pub const MAX_TRACKED_PAGES: usize = 100_000;
@@ -181,6 +184,17 @@ struct PeerState {
     no_headers: bool,
     /// When it was last asked for its tip.
     tip_asked_at: Option<u64>,
+    /// Requests it let time out since it last answered one; at [`MAX_STRIKES`] it is asked nothing
+    /// more and its tip no longer counts (a peer that claims a high tip and never serves it cannot hold
+    /// the sync hostage).
+    strikes: u32,
+}
+
+impl PeerState {
+    /// Whether it may be asked, and its tip believed.
+    fn usable(&self) -> bool {
+        !self.banned && self.strikes < MAX_STRIKES
+    }
 }
 
 /// Who served a page of an import, and what it held.
@@ -384,6 +398,9 @@ impl<E: KvEngine> StateSync<E> {
                     debug!(peer = %out.peer, asked = ?out.asked, "state sync request timed out");
                     self.stats.timeouts += 1;
                     self.outstanding = None;
+                    if let Some(state) = self.peers.get_mut(&out.peer) {
+                        state.strikes = state.strikes.saturating_add(1);
+                    }
                     // Not a penalty (it may be slow), but the next request goes elsewhere.
                     self.cursor = self.cursor.wrapping_add(1);
                     if self.single == Some(out.peer) {
@@ -405,7 +422,7 @@ impl<E: KvEngine> StateSync<E> {
         }
     }
 
-    /// Asks every peer not banned for its tip, each at most once per quarter request timeout.
+    /// Asks every usable peer for its tip, each at most once per quarter request timeout.
     fn refresh_tips(&mut self) {
         let retry = ms(self.config.request_timeout) / 4;
         let now = self.now;
@@ -413,7 +430,7 @@ impl<E: KvEngine> StateSync<E> {
             .peers
             .iter()
             .filter(|(_, s)| {
-                !s.banned
+                s.usable()
                     && s.tip_asked_at
                         .is_none_or(|at| now >= at.saturating_add(retry))
             })
@@ -455,7 +472,16 @@ impl<E: KvEngine> StateSync<E> {
     fn best_tip(&self) -> Option<Height> {
         self.peers
             .values()
-            .filter(|s| !s.banned)
+            .filter(|s| s.usable())
+            .filter_map(|s| s.tip)
+            .max()
+    }
+
+    /// The highest tip of a peer that could serve the headers up to it.
+    fn best_header_tip(&self) -> Option<Height> {
+        self.peers
+            .values()
+            .filter(|s| s.usable() && !s.no_headers)
             .filter_map(|s| s.tip)
             .max()
     }
@@ -508,7 +534,7 @@ impl<E: KvEngine> StateSync<E> {
             .peers
             .iter()
             .filter(|(_, s)| {
-                !s.banned
+                s.usable()
                     && match asked {
                         Asked::Headers => !s.no_headers && s.tip.is_some_and(|t| t >= height),
                         Asked::Base => s.tip.is_some_and(|t| t >= height),
@@ -564,6 +590,22 @@ impl<E: KvEngine> StateSync<E> {
             }
         };
         let Some(peer) = self.pick(asked, at_least) else {
+            if self.phase == Phase::Headers
+                && self.walk.height >= self.config.min_lag.max(1)
+                && self.best_header_tip().is_none_or(|t| t <= self.walk.height)
+            {
+                // Nobody serves headers past the walk (the target came from a tip claimed and never
+                // served, or the peers that had it left): sync to where the walk got.
+                info!(
+                    claimed = self.target,
+                    walked = self.walk.height,
+                    "state sync: no headers past the walk; syncing to it"
+                );
+                self.target = self.walk.height;
+                self.phase = Phase::Base;
+                self.ask();
+                return;
+            }
             if matches!(self.phase, Phase::Pages | Phase::Base) {
                 // Nobody we know of is at the target any more: if someone is past it, the chain moved on.
                 self.retarget();
@@ -590,6 +632,9 @@ impl<E: KvEngine> StateSync<E> {
 
     fn answered(&mut self, from: PeerId, asked: Asked) -> bool {
         if self.is_asked(from, asked) {
+            if let Some(state) = self.peers.get_mut(&from) {
+                state.strikes = 0;
+            }
             self.outstanding = None;
             true
         } else {
@@ -649,6 +694,9 @@ impl<E: KvEngine> StateSync<E> {
                         let cursor = self.import.as_ref().and_then(SnapshotImport::cursor);
                         if page.height == self.target && page.after == cursor {
                             self.outstanding = None;
+                            if let Some(state) = self.peers.get_mut(&from) {
+                                state.strikes = 0;
+                            }
                             self.on_page(from, page, &compressed);
                         }
                     }
@@ -804,6 +852,9 @@ impl<E: KvEngine> StateSync<E> {
                 self.served.clear();
                 self.phase = Phase::Pages;
                 info!(height = self.target, single = ?self.single, "state sync: importing the UTXO set");
+                // Pages are read at a server's tip: learn who is at the target now (tips heard while
+                // choosing it may be a height behind), so the pages spread over all of them.
+                self.refresh_tips();
             }
             Err(e) => {
                 // The engine is gone with the refusal (it was not empty, or a write failed): nothing to
@@ -1003,7 +1054,7 @@ impl<E: KvEngine> StateSync<E> {
     /// The chain moved past the target while pages were fetched: walk on to the new tip, then import
     /// again.
     fn retarget(&mut self) {
-        let Some(best) = self.best_tip() else {
+        let Some(best) = self.best_header_tip() else {
             return;
         };
         if best <= self.target {

@@ -555,8 +555,9 @@ impl Strategy for SnapshotLiar {
     }
 }
 
-/// Follows consensus, but serves a state sync's header walk headers it cannot check: the body that
-/// explains a moved validator schedule withheld, or else a certificate signature altered.
+/// Follows consensus, but claims a tip 1,000 heights above its own and serves a state sync's header
+/// walk headers it cannot check: the body that explains a moved validator schedule withheld, or else a
+/// certificate signature altered.
 #[derive(Debug, Default)]
 pub struct HeaderLiar {
     /// Answers forged.
@@ -573,8 +574,15 @@ impl Strategy for HeaderLiar {
     }
 
     fn forge_sync_answer(&mut self, message: SyncMessage) -> SyncMessage {
-        let SyncMessage::Headers(mut headers) = message else {
-            return message;
+        let mut headers = match message {
+            // It claims a tip far above the real one, which it cannot serve.
+            SyncMessage::Status { height } => {
+                return SyncMessage::Status {
+                    height: height.saturating_add(1_000),
+                };
+            }
+            SyncMessage::Headers(headers) => headers,
+            other => return other,
         };
         if let Some(first) = headers.first_mut() {
             if first.body.is_some() {

@@ -1060,7 +1060,7 @@ fn late_node_state_sync(seed: u64, lossy: bool) -> Result<Millis, Failure> {
                     min_lag: 3,
                     status_wait: std::time::Duration::from_millis(300),
                     request_timeout: std::time::Duration::from_millis(1_000),
-                    page_size: 2,
+                    page_size: 1,
                     header_batch: 1,
                     max_restarts: 20,
                     max_peers: 8,
