@@ -106,6 +106,10 @@ struct RunArgs {
     /// Print the effective settings (secrets redacted) and exit.
     #[arg(long)]
     print_config: bool,
+    /// Stop cleanly when the parent process exits (set by `timed testnet` on its nodes, so a
+    /// supervisor that is killed leaves no node behind).
+    #[arg(long, hide = true)]
+    exit_with_parent: bool,
 }
 
 impl RunArgs {
@@ -162,5 +166,5 @@ fn run_node(args: &RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     logging::init(&settings.log)?;
-    node::run(settings)
+    node::run(settings, args.exit_with_parent)
 }

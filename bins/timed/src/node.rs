@@ -36,14 +36,16 @@ struct Opened {
     db: Arc<ChainDb>,
 }
 
-pub(crate) fn run(settings: Settings) -> Result<ExitCode> {
+/// `parent_bound`: stop when the parent process exits.
+pub(crate) fn run(settings: Settings, parent_bound: bool) -> Result<ExitCode> {
     let opened = open(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("timed-worker")
         .build()
         .context("starting the tokio runtime")?;
-    let code = runtime.block_on(serve(settings, opened));
+    let parent = parent_bound.then(rustix::process::getppid);
+    let code = runtime.block_on(serve(settings, opened, parent));
     // Anything still running (a stuck dial, a timer) has nothing left to protect: the store is flushed.
     runtime.shutdown_timeout(Duration::from_secs(1));
     code
@@ -94,7 +96,11 @@ fn open(settings: &Settings) -> Result<Opened> {
     })
 }
 
-async fn serve(settings: Settings, opened: Opened) -> Result<ExitCode> {
+async fn serve(
+    settings: Settings,
+    opened: Opened,
+    parent: Option<Option<rustix::process::Pid>>,
+) -> Result<ExitCode> {
     let Opened {
         genesis,
         node_key,
@@ -147,7 +153,7 @@ async fn serve(settings: Settings, opened: Opened) -> Result<ExitCode> {
     info!(%listen, peers = settings.p2p.seeds.len(), "node running");
     notify(NotifyState::Ready);
 
-    let reason = watch_until_stop(&handle, &engine, &trigger, &mut stop).await;
+    let reason = watch_until_stop(&handle, &engine, parent, &trigger, &mut stop).await;
     let halted = reason == ENGINE_HALTED;
     notify(NotifyState::Stopping);
     let bound = Duration::from_secs(settings.shutdown.timeout_secs);
@@ -184,6 +190,7 @@ const ENGINE_HALTED: &str = "the engine halted";
 async fn watch_until_stop(
     handle: &NodeHandle,
     engine: &std::thread::JoinHandle<()>,
+    parent: Option<Option<rustix::process::Pid>>,
     trigger: &ShutdownTrigger,
     stop: &mut ShutdownSignal,
 ) -> &'static str {
@@ -199,6 +206,13 @@ async fn watch_until_stop(
                 if engine.is_finished() {
                     error!("the engine stopped by itself (see the error above)");
                     trigger.request(ENGINE_HALTED);
+                    continue;
+                }
+                // An orphan is adopted by another process, so its parent id changes.
+                if let Some(parent) = parent
+                    && rustix::process::getppid() != parent
+                {
+                    trigger.request("the parent process exited");
                     continue;
                 }
                 if let Ok(status) = handle.status().await

@@ -325,6 +325,7 @@ fn spawn_node(node: &NodeDir, format: LogFormat) -> Result<Child> {
         .arg(&node.dir)
         .arg("--log-format")
         .arg(format)
+        .arg("--exit-with-parent")
         // The node reads its own config; a variable meant for another node must not reach it.
         .env_remove("TIMED_CONFIG")
         .env_remove("TIMED_DATADIR")
