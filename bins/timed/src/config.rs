@@ -23,6 +23,12 @@ const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 /// A local network's heartbeat: an empty block every second, so its chain visibly moves while idle
 /// (the public networks keep the seed's 600 s).
 pub(crate) const LOCAL_EMPTY_BLOCK_INTERVAL_MS: u64 = 1_000;
+/// A local network's wait for a proposal: on one machine a leader that has not proposed within 2 s is
+/// down, and waiting the public 30 s would stall the chain on every height that leader owns.
+pub(crate) const LOCAL_PROPOSE_TIMEOUT_MS: u64 = 2_000;
+/// A local network's wait for a quorum on one value once a quorum voted for anything (the Prepare and
+/// Commit timeouts, 5 s on a public network): loopback delivers every vote within milliseconds.
+pub(crate) const LOCAL_VOTE_TIMEOUT_MS: u64 = 500;
 /// Most seed peers in a config; more is a mistake, not a network.
 const MAX_SEEDS: usize = 256;
 
@@ -242,6 +248,8 @@ struct StorageFile {
 #[serde(deny_unknown_fields)]
 struct ConsensusFile {
     propose_timeout_ms: Option<Ranged<100, 600_000>>,
+    prepare_timeout_ms: Option<Ranged<100, 600_000>>,
+    commit_timeout_ms: Option<Ranged<100, 600_000>>,
     empty_block_interval_ms: Option<Ranged<0, 86_400_000>>,
 }
 
@@ -350,6 +358,8 @@ pub(crate) struct StorageSettings {
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct ConsensusSettings {
     pub(crate) propose_timeout_ms: u64,
+    pub(crate) prepare_timeout_ms: u64,
+    pub(crate) commit_timeout_ms: u64,
     pub(crate) empty_block_interval_ms: u64,
 }
 
@@ -559,10 +569,30 @@ fn resolve(file: FileConfig, o: &Overrides, datadir: PathBuf) -> Result<Settings
         ),
     };
     let consensus = ConsensusSettings {
-        propose_timeout_ms: file
-            .consensus
-            .propose_timeout_ms
-            .map_or(millis(consensus_defaults.propose_timeout), |r| r.0),
+        propose_timeout_ms: file.consensus.propose_timeout_ms.map_or(
+            if local {
+                LOCAL_PROPOSE_TIMEOUT_MS
+            } else {
+                millis(consensus_defaults.propose_timeout)
+            },
+            |r| r.0,
+        ),
+        prepare_timeout_ms: file.consensus.prepare_timeout_ms.map_or(
+            if local {
+                LOCAL_VOTE_TIMEOUT_MS
+            } else {
+                millis(consensus_defaults.prepare_timeout)
+            },
+            |r| r.0,
+        ),
+        commit_timeout_ms: file.consensus.commit_timeout_ms.map_or(
+            if local {
+                LOCAL_VOTE_TIMEOUT_MS
+            } else {
+                millis(consensus_defaults.commit_timeout)
+            },
+            |r| r.0,
+        ),
         empty_block_interval_ms,
     };
 
@@ -684,6 +714,8 @@ impl Settings {
     ) -> timecoin_node::NodeConfig {
         let mut config = timecoin_node::NodeConfig::new(genesis);
         config.consensus.propose_timeout = Duration::from_millis(self.consensus.propose_timeout_ms);
+        config.consensus.prepare_timeout = Duration::from_millis(self.consensus.prepare_timeout_ms);
+        config.consensus.commit_timeout = Duration::from_millis(self.consensus.commit_timeout_ms);
         config.engine.empty_block_interval =
             Duration::from_millis(self.consensus.empty_block_interval_ms);
         config.mempool.max_transactions = usize_of(self.mempool.max_transactions);
@@ -713,6 +745,29 @@ mod tests {
             .to_string();
         assert!(err.contains("line 2"), "{err}");
         assert!(err.contains("1..=300"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_configs_spell_out_their_networks_defaults() {
+        for network in [
+            NetworkName::Local,
+            NetworkName::Testnet,
+            NetworkName::Mainnet,
+        ] {
+            let dir = PathBuf::from("/data");
+            let shipped = parse(crate::init::config_template(network)).unwrap();
+            let shipped = resolve(shipped, &Overrides::default(), dir.clone()).unwrap();
+            let bare = FileConfig {
+                network: Some(network),
+                ..FileConfig::default()
+            };
+            let bare = resolve(bare, &Overrides::default(), dir).unwrap();
+            assert_eq!(
+                toml::to_string(&shipped).unwrap(),
+                toml::to_string(&bare).unwrap(),
+                "{network}"
+            );
+        }
     }
 
     #[test]
