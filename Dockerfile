@@ -8,7 +8,7 @@
 #   docker run --rm -v timecoin-data:/var/lib/timecoin timecoin init --network testnet --datadir /var/lib/timecoin
 #   docker run -d --name timed --stop-timeout 30 -p 24200:24200 -v timecoin-data:/var/lib/timecoin timecoin
 #
-# The RPC binds 127.0.0.1 inside the container unless told otherwise (TIMED_RPC_BIND=0.0.0.0:24201 and a
+# The RPC binds 127.0.0.1 inside the container unless told otherwise (TIMED_RPC_LISTEN=0.0.0.0:24201 and a
 # published port); its cookie is in the volume. `docker stop` sends SIGTERM; timed's own shutdown bound
 # is 10 s, so give the container more than that (--stop-timeout 30).
 

@@ -264,7 +264,7 @@ struct MempoolFile {
 #[serde(deny_unknown_fields)]
 struct RpcFile {
     enabled: Option<bool>,
-    bind: Option<SocketAddr>,
+    listen: Option<SocketAddr>,
     cookie: Option<bool>,
     user: Option<String>,
     password: Option<String>,
@@ -274,7 +274,7 @@ struct RpcFile {
 #[serde(deny_unknown_fields)]
 struct MetricsFile {
     enabled: Option<bool>,
-    bind: Option<SocketAddr>,
+    listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -297,11 +297,11 @@ pub(crate) struct Overrides {
     pub(crate) log_format: Option<LogFormat>,
     pub(crate) prune_keep_blocks: Option<u64>,
     pub(crate) rpc_enabled: Option<bool>,
-    pub(crate) rpc_bind: Option<SocketAddr>,
+    pub(crate) rpc_listen: Option<SocketAddr>,
     pub(crate) rpc_user: Option<String>,
     pub(crate) rpc_password: Option<String>,
     pub(crate) metrics_enabled: Option<bool>,
-    pub(crate) metrics_bind: Option<SocketAddr>,
+    pub(crate) metrics_listen: Option<SocketAddr>,
     pub(crate) empty_block_interval_ms: Option<u64>,
 }
 
@@ -375,7 +375,7 @@ pub(crate) struct MempoolSettings {
 pub(crate) struct RpcSettings {
     pub(crate) enabled: bool,
     /// Loopback unless the config names another address.
-    pub(crate) bind: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Write `.cookie` in the data dir (Bitcoin's `__cookie__:<hex>` scheme); on by default.
     pub(crate) cookie: bool,
     pub(crate) user: Option<String>,
@@ -387,7 +387,7 @@ pub(crate) struct RpcSettings {
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct MetricsSettings {
     pub(crate) enabled: bool,
-    pub(crate) bind: SocketAddr,
+    pub(crate) listen: SocketAddr,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -610,9 +610,9 @@ fn resolve(file: FileConfig, o: &Overrides, datadir: PathBuf) -> Result<Settings
     let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
     let rpc = RpcSettings {
         enabled: o.rpc_enabled.or(file.rpc.enabled).unwrap_or(true),
-        bind: o
-            .rpc_bind
-            .or(file.rpc.bind)
+        listen: o
+            .rpc_listen
+            .or(file.rpc.listen)
             .unwrap_or(loopback(network.rpc_port())),
         cookie: file.rpc.cookie.unwrap_or(true),
         user: o.rpc_user.clone().or(file.rpc.user),
@@ -629,9 +629,9 @@ fn resolve(file: FileConfig, o: &Overrides, datadir: PathBuf) -> Result<Settings
     }
     let metrics = MetricsSettings {
         enabled: o.metrics_enabled.or(file.metrics.enabled).unwrap_or(false),
-        bind: o
-            .metrics_bind
-            .or(file.metrics.bind)
+        listen: o
+            .metrics_listen
+            .or(file.metrics.listen)
             .unwrap_or(loopback(network.metrics_port())),
     };
     let shutdown = ShutdownSettings {

@@ -91,15 +91,15 @@ struct RunArgs {
     /// Serve JSON-RPC ([rpc] enabled).
     #[arg(long, env = "TIMED_RPC_ENABLED")]
     rpc_enabled: Option<bool>,
-    /// JSON-RPC listen address ([rpc] bind).
-    #[arg(long, env = "TIMED_RPC_BIND")]
-    rpc_bind: Option<SocketAddr>,
+    /// JSON-RPC listen address ([rpc] listen).
+    #[arg(long, env = "TIMED_RPC_LISTEN")]
+    rpc_listen: Option<SocketAddr>,
     /// Serve metrics ([metrics] enabled).
     #[arg(long, env = "TIMED_METRICS_ENABLED")]
     metrics_enabled: Option<bool>,
-    /// Metrics listen address ([metrics] bind).
-    #[arg(long, env = "TIMED_METRICS_BIND")]
-    metrics_bind: Option<SocketAddr>,
+    /// Metrics listen address ([metrics] listen).
+    #[arg(long, env = "TIMED_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Empty heartbeat block interval in ms ([consensus] empty_block_interval_ms).
     #[arg(long, env = "TIMED_EMPTY_BLOCK_INTERVAL_MS")]
     empty_block_interval_ms: Option<u64>,
@@ -126,11 +126,11 @@ impl RunArgs {
             log_format: self.log_format,
             prune_keep_blocks: self.prune_keep_blocks,
             rpc_enabled: self.rpc_enabled,
-            rpc_bind: self.rpc_bind,
+            rpc_listen: self.rpc_listen,
             rpc_user: env("TIMED_RPC_USER"),
             rpc_password: env("TIMED_RPC_PASSWORD"),
             metrics_enabled: self.metrics_enabled,
-            metrics_bind: self.metrics_bind,
+            metrics_listen: self.metrics_listen,
             empty_block_interval_ms: self.empty_block_interval_ms,
         }
     }

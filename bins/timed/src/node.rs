@@ -34,6 +34,7 @@ struct Opened {
     node_key: SecretKey,
     operator_key: Option<SecretKey>,
     db: Arc<ChainDb>,
+    height: u64,
 }
 
 /// `parent_bound`: stop when the parent process exits.
@@ -88,11 +89,13 @@ fn open(settings: &Settings) -> Result<Opened> {
             settings.chain_dir().display()
         )
     })?;
+    let height = db.tip()?.height;
     Ok(Opened {
         genesis,
         node_key,
         operator_key,
         db: Arc::new(db),
+        height,
     })
 }
 
@@ -106,15 +109,15 @@ async fn serve(
         node_key,
         operator_key,
         db,
+        height,
     } = opened;
     let (trigger, mut stop) = shutdown::install().context("installing signal handlers")?;
     let genesis_hash = genesis.block().hash();
-    let tip = db.tip()?;
     info!(
         network = %settings.network,
         genesis = %genesis_hash,
         datadir = %settings.datadir.display(),
-        height = tip.height,
+        height,
         node_key = %node_key.public_key(),
         operator_key = ?operator_key.as_ref().map(|k| k.public_key().to_hex()),
         "starting"
@@ -133,6 +136,7 @@ async fn serve(
     let listen = network.local_addr()?;
 
     let config = settings.node_config(&genesis);
+    let services_genesis = genesis.clone();
     let build_db = db.clone();
     let build_net = network.clone();
     let node = tokio::task::spawn_blocking(move || {
@@ -149,7 +153,8 @@ async fn serve(
     })
     .await??;
     let (handle, engine) = runner::spawn(node, events, tokio::runtime::Handle::current())?;
-    let services = services::start(&settings, &handle, &trigger).await?;
+    let services =
+        services::start(&settings, &handle, &services_genesis, &network, &trigger).await?;
     info!(%listen, peers = settings.p2p.seeds.len(), "node running");
     notify(NotifyState::Ready);
 

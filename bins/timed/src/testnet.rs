@@ -208,12 +208,12 @@ fn node_config(p2p: u16, rpc: u16, metrics: u16, seeds: &[String]) -> Result<Str
             format!("seeds = [{}]", seeds.join(", ")),
         ),
         (
-            format!("bind = \"127.0.0.1:{}\"", local.rpc_port()),
-            format!("bind = \"127.0.0.1:{rpc}\""),
+            format!("listen = \"127.0.0.1:{}\"", local.rpc_port()),
+            format!("listen = \"127.0.0.1:{rpc}\""),
         ),
         (
-            format!("bind = \"127.0.0.1:{}\"", local.metrics_port()),
-            format!("bind = \"127.0.0.1:{metrics}\""),
+            format!("listen = \"127.0.0.1:{}\"", local.metrics_port()),
+            format!("listen = \"127.0.0.1:{metrics}\""),
         ),
     ];
     for (old, new) in edits {
@@ -255,7 +255,7 @@ fn check(args: &TestnetArgs) -> Result<Vec<NodeDir>> {
             Ok(NodeDir {
                 dir,
                 p2p: settings.p2p.listen,
-                rpc: settings.rpc.bind,
+                rpc: settings.rpc.listen,
             })
         })
         .collect()
@@ -454,8 +454,8 @@ mod tests {
         let text = node_config(4100, 4101, 4102, &[seed]).unwrap();
         config::check_text(&text).unwrap();
         assert!(text.contains("listen = \"127.0.0.1:4100\""));
-        assert!(text.contains("bind = \"127.0.0.1:4101\""));
-        assert!(text.contains("bind = \"127.0.0.1:4102\""));
+        assert!(text.contains("listen = \"127.0.0.1:4101\""));
+        assert!(text.contains("listen = \"127.0.0.1:4102\""));
         assert!(text.contains("\noperator_key = \"operator.key\""));
         let seeds = seeds_of(&text);
         assert_eq!(seeds.len(), 1);

@@ -48,7 +48,7 @@ fn flags_beat_environment_beats_file_beats_defaults() {
     let v = effective(&config, &[], &[]);
     assert_eq!(v["p2p"]["listen"].as_str(), Some("127.0.0.1:1111"));
     assert_eq!(v["log"]["level"].as_str(), Some("warn"));
-    assert_eq!(v["rpc"]["bind"].as_str(), Some("127.0.0.1:24301"));
+    assert_eq!(v["rpc"]["listen"].as_str(), Some("127.0.0.1:24301"));
     assert_eq!(v["metrics"]["enabled"].as_bool(), Some(false));
     assert_eq!(v["shutdown"]["timeout_secs"].as_integer(), Some(10));
     assert_eq!(v["prune_keep_blocks"].as_integer(), Some(0));
@@ -61,13 +61,13 @@ fn flags_beat_environment_beats_file_beats_defaults() {
         ("TIMED_LISTEN", "127.0.0.1:2222"),
         ("TIMED_LOG_LEVEL", "debug"),
         ("TIMED_METRICS_ENABLED", "true"),
-        ("TIMED_RPC_BIND", "127.0.0.1:3333"),
+        ("TIMED_RPC_LISTEN", "127.0.0.1:3333"),
     ];
     let v = effective(&config, &[], &env);
     assert_eq!(v["p2p"]["listen"].as_str(), Some("127.0.0.1:2222"));
     assert_eq!(v["log"]["level"].as_str(), Some("debug"));
     assert_eq!(v["metrics"]["enabled"].as_bool(), Some(true));
-    assert_eq!(v["rpc"]["bind"].as_str(), Some("127.0.0.1:3333"));
+    assert_eq!(v["rpc"]["listen"].as_str(), Some("127.0.0.1:3333"));
 
     // Flags over the environment.
     let v = effective(
@@ -77,7 +77,7 @@ fn flags_beat_environment_beats_file_beats_defaults() {
     );
     assert_eq!(v["p2p"]["listen"].as_str(), Some("127.0.0.1:4444"));
     assert_eq!(v["log"]["level"].as_str(), Some("error"));
-    assert_eq!(v["rpc"]["bind"].as_str(), Some("127.0.0.1:3333"));
+    assert_eq!(v["rpc"]["listen"].as_str(), Some("127.0.0.1:3333"));
 
     // RUST_LOG stands in for the level when neither the flag nor TIMED_LOG_LEVEL gives one.
     let v = effective(&config, &[], &[("RUST_LOG", "trace")]);
@@ -120,7 +120,7 @@ fn a_wrong_key_or_value_is_an_error_naming_its_line() {
     assert!(err.contains("max_peer"), "{err}");
 
     let err = refused(
-        "network = \"local\"\n[rpc]\nenabled = true\nbind = 8332\n",
+        "network = \"local\"\n[rpc]\nenabled = true\nlisten = 8332\n",
         &[],
     );
     assert!(err.contains("line 4"), "{err}");
