@@ -53,7 +53,13 @@ pub(crate) fn run(settings: Settings, parent_bound: bool) -> Result<ExitCode> {
 }
 
 fn open(settings: &Settings) -> Result<Opened> {
-    let loaded = genesis_file::load(&settings.genesis)?;
+    let loaded = genesis_file::load(&settings.genesis).with_context(|| {
+        format!(
+            "loading the genesis (`timed init --network {} --datadir {}` creates a data dir)",
+            settings.network,
+            settings.datadir.display()
+        )
+    })?;
     if loaded.placeholder {
         bail!(
             "{} is a placeholder: the {} genesis is not published yet, so this node has no chain \
@@ -73,7 +79,8 @@ fn open(settings: &Settings) -> Result<Opened> {
     }
     let node_key = SecretKey::load(&settings.node_key).with_context(|| {
         format!(
-            "loading the node key (create a data dir with `timed init --datadir {}`)",
+            "loading the node key (`timed init --network {} --datadir {}` creates a data dir)",
+            settings.network,
             settings.datadir.display()
         )
     })?;
@@ -155,7 +162,7 @@ async fn serve(
     let (handle, engine) = runner::spawn(node, events, tokio::runtime::Handle::current())?;
     let services =
         services::start(&settings, &handle, &services_genesis, &network, &trigger).await?;
-    info!(%listen, peers = settings.p2p.seeds.len(), "node running");
+    info!(%listen, seeds = settings.p2p.seeds.len(), "node running");
     notify(NotifyState::Ready);
 
     let reason = watch_until_stop(&handle, &engine, parent, &trigger, &mut stop).await;

@@ -1,5 +1,6 @@
 //! One way to ask the node to stop, whoever asks: SIGINT, SIGTERM, or (once it is wired) the RPC's
-//! `stop`, which holds a [`ShutdownTrigger`]. A second signal does not wait for the graceful path.
+//! `stop`, which holds a [`ShutdownTrigger`]. A signal that arrives while a shutdown is under way (the
+//! second Ctrl-C) does not wait for the graceful path.
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -47,27 +48,29 @@ pub(crate) fn install() -> std::io::Result<(ShutdownTrigger, ShutdownSignal)> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let on_signal = trigger.clone();
+    let under_way = rx.clone();
     tokio::spawn(async move {
-        let first = tokio::select! {
-            _ = interrupt.recv() => "SIGINT",
-            _ = terminate.recv() => "SIGTERM",
-        };
-        info!(
-            signal = first,
-            "stopping; send the signal again to exit at once"
-        );
-        on_signal.request(first);
-        let second = tokio::select! {
-            _ = interrupt.recv() => "SIGINT",
-            _ = terminate.recv() => "SIGTERM",
-        };
-        // Blocks and consensus state are flushed before they are acknowledged, so this is no worse
-        // than a crash, which the store recovers from.
-        error!(
-            signal = second,
-            "second signal: exiting now without a graceful shutdown"
-        );
-        std::process::exit(EXIT_FORCED);
+        loop {
+            let received = tokio::select! {
+                _ = interrupt.recv() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            };
+            // A signal during a shutdown (whoever started it) means the operator will not wait.
+            if under_way.borrow().is_some() {
+                // Blocks and consensus state are flushed before they are acknowledged, so this is no
+                // worse than a crash, which the store recovers from.
+                error!(
+                    signal = received,
+                    "signal during shutdown: exiting now without finishing it"
+                );
+                std::process::exit(EXIT_FORCED);
+            }
+            info!(
+                signal = received,
+                "stopping; send the signal again to exit at once"
+            );
+            on_signal.request(received);
+        }
     });
     Ok((trigger, ShutdownSignal(rx)))
 }
