@@ -6,6 +6,7 @@
 //! and are tested with it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -93,6 +94,27 @@ fn heights(log: &Path, from: usize, message: &str) -> Vec<u64> {
         .filter(|e| e["message"] == message)
         .filter_map(|e| e["height"].as_u64())
         .collect()
+}
+
+/// Each tip a log reports: height to block hash.
+fn tips(log: &Path) -> BTreeMap<u64, String> {
+    events(log, 0)
+        .iter()
+        .filter(|e| e["message"] == "tip")
+        .filter_map(|e| Some((e["height"].as_u64()?, e["tip"].as_str()?.to_string())))
+        .collect()
+}
+
+/// No two logs name different blocks at one height: the nodes share one chain.
+fn assert_one_chain(logs: &[PathBuf]) -> usize {
+    let mut chain: BTreeMap<u64, String> = BTreeMap::new();
+    for log in logs {
+        for (height, hash) in tips(log) {
+            let seen = chain.entry(height).or_insert_with(|| hash.clone());
+            assert_eq!(*seen, hash, "two blocks at height {height}");
+        }
+    }
+    chain.len()
 }
 
 fn tip(log: &Path, from: usize) -> u64 {
@@ -205,6 +227,9 @@ fn four_processes_finalize_survive_a_kill_and_resume_after_sigterm() {
 
     // SIGTERM all: each exits 0 after a clean stop.
     let mut all_logs = logs.clone();
+    all_logs.push(relog.clone());
+    assert!(assert_one_chain(&all_logs) >= 6);
+    all_logs.pop();
     all_logs[killed] = relog;
     let stopped = stop_all(&mut nodes, &all_logs);
 
@@ -226,6 +251,7 @@ fn four_processes_finalize_survive_a_kill_and_resume_after_sigterm() {
         );
     }
     stop_all(&mut nodes, &logs);
+    assert_one_chain(&logs);
     root.passed();
 }
 
