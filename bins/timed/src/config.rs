@@ -29,6 +29,8 @@ pub(crate) const LOCAL_PROPOSE_TIMEOUT_MS: u64 = 2_000;
 /// A local network's wait for a quorum on one value once a quorum voted for anything (the Prepare and
 /// Commit timeouts, 5 s on a public network): loopback delivers every vote within milliseconds.
 pub(crate) const LOCAL_VOTE_TIMEOUT_MS: u64 = 500;
+/// Longest RPC user name or password accepted.
+const MAX_CREDENTIAL_BYTES: usize = 256;
 /// Most seed peers in a config; more is a mistake, not a network.
 const MAX_SEEDS: usize = 256;
 
@@ -618,8 +620,18 @@ fn resolve(file: FileConfig, o: &Overrides, datadir: PathBuf) -> Result<Settings
         user: o.rpc_user.clone().or(file.rpc.user),
         password: o.rpc_password.clone().or(file.rpc.password),
     };
-    if rpc.user.is_some() != rpc.password.is_some() {
-        bail!("[rpc] user and password go together: give both or neither");
+    match (&rpc.user, &rpc.password) {
+        (Some(user), Some(password)) => {
+            // Basic auth joins them with ':', so a user containing one could not be told apart.
+            if user.is_empty() || user.contains(':') || user.len() > MAX_CREDENTIAL_BYTES {
+                bail!("[rpc] user must be 1..={MAX_CREDENTIAL_BYTES} bytes without ':'");
+            }
+            if password.is_empty() || password.len() > MAX_CREDENTIAL_BYTES {
+                bail!("[rpc] password must be 1..={MAX_CREDENTIAL_BYTES} bytes");
+            }
+        }
+        (None, None) => {}
+        _ => bail!("[rpc] user and password go together: give both or neither"),
     }
     if rpc.enabled && !rpc.cookie && rpc.user.is_none() {
         bail!(

@@ -146,7 +146,7 @@ async fn serve(
     let services_genesis = genesis.clone();
     let build_db = db.clone();
     let build_net = network.clone();
-    let node = tokio::task::spawn_blocking(move || {
+    let built = tokio::task::spawn_blocking(move || {
         let mut builder = NodeBuilder::new(config, genesis)
             .store(
                 build_db.clone() as Arc<dyn ChainStore>,
@@ -158,18 +158,39 @@ async fn serve(
         }
         builder.build()
     })
-    .await??;
-    let (handle, engine) = runner::spawn(node, events, tokio::runtime::Handle::current())?;
+    .await
+    .map_err(anyhow::Error::from)
+    .and_then(|node| node.map_err(anyhow::Error::from))
+    .and_then(|node| {
+        runner::spawn(node, events, tokio::runtime::Handle::current()).map_err(anyhow::Error::from)
+    });
+    let (handle, engine) = match built {
+        Ok(running) => running,
+        Err(e) => {
+            let _ = tokio::task::spawn_blocking(move || network.shutdown()).await;
+            return Err(e);
+        }
+    };
+    let bound = Duration::from_secs(settings.shutdown.timeout_secs);
     let services =
-        services::start(&settings, &handle, &services_genesis, &network, &trigger).await?;
+        match services::start(&settings, &handle, &services_genesis, &network, &trigger).await {
+            Ok(services) => services,
+            Err(e) => {
+                // The engine already runs: take it down in order before reporting why.
+                let stopping = stop_all(None, handle, engine, network, db);
+                if let Err(stop) = tokio::time::timeout(bound, stopping).await {
+                    error!(%stop, "shutdown after a failed start did not finish");
+                }
+                return Err(e);
+            }
+        };
     info!(%listen, seeds = settings.p2p.seeds.len(), "node running");
     notify(NotifyState::Ready);
 
     let reason = watch_until_stop(&handle, &engine, parent, &trigger, &mut stop).await;
     let halted = reason == ENGINE_HALTED;
     notify(NotifyState::Stopping);
-    let bound = Duration::from_secs(settings.shutdown.timeout_secs);
-    let graceful = stop_all(services, handle, engine, network, db);
+    let graceful = stop_all(Some(services), handle, engine, network, db);
     match tokio::time::timeout(bound, graceful).await {
         Ok(Ok(height)) if !halted => {
             info!(height, "stopped cleanly");
@@ -246,13 +267,15 @@ async fn watch_until_stop(
 }
 
 async fn stop_all(
-    services: services::Services,
+    services: Option<services::Services>,
     handle: NodeHandle,
     engine: std::thread::JoinHandle<()>,
     network: TcpNetwork,
     db: Arc<ChainDb>,
 ) -> Result<u64> {
-    services.stop().await;
+    if let Some(services) = services {
+        services.stop().await;
+    }
     if handle.stop().await.is_err() {
         warn!("the engine had already stopped");
     }

@@ -329,6 +329,8 @@ fn spawn_node(node: &NodeDir, format: LogFormat) -> Result<Child> {
         // The node reads its own config; a variable meant for another node must not reach it.
         .env_remove("TIMED_CONFIG")
         .env_remove("TIMED_DATADIR")
+        // Under systemd, readiness is the supervisor's to report, not each node's.
+        .env_remove("NOTIFY_SOCKET")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

@@ -153,6 +153,8 @@ fn an_rpc_without_authentication_is_refused() {
     assert!(err.contains("authentication"), "{err}");
     let err = refused("[rpc]\nuser = \"alice\"\n", &[]);
     assert!(err.contains("user and password"), "{err}");
+    let err = refused("[rpc]\nuser = \"al:ice\"\npassword = \"x\"\n", &[]);
+    assert!(err.contains("without ':'"), "{err}");
 }
 
 fn mode(path: &Path) -> u32 {
