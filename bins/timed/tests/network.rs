@@ -329,3 +329,33 @@ fn the_testnet_command_stops_cleanly_on_sigterm_and_resumes_its_chain() {
     });
     root.passed();
 }
+
+#[test]
+fn a_testnet_directory_is_reused_as_it_is_and_never_resized() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("net");
+    let setup = |nodes: &str| {
+        Command::new(TIMED)
+            .env_clear()
+            .args(["testnet", "--setup-only", "--nodes", nodes, "--dir"])
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    assert!(setup("2").status.success());
+    let read = |path: PathBuf| std::fs::read_to_string(path).unwrap();
+    let genesis = read(dir.join("genesis.toml"));
+    let key = read(node_dir(&dir, 1).join("operator.key"));
+    let account = read(dir.join("accounts").join("account-0.key"));
+
+    let again = setup("2");
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("resuming"));
+    assert_eq!(read(dir.join("genesis.toml")), genesis);
+    assert_eq!(read(node_dir(&dir, 1).join("operator.key")), key);
+    assert_eq!(read(dir.join("accounts").join("account-0.key")), account);
+
+    let resized = setup("3");
+    assert_eq!(resized.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&resized.stderr).contains("pass --nodes 2"));
+}
