@@ -177,11 +177,6 @@ pub(crate) fn render(genesis: &Genesis, note: &str) -> String {
     }
     let _ = writeln!(
         out,
-        "# Genesis block hash: {}\n# (a node logs it at start; every node of one chain shows the same).",
-        genesis.block().hash()
-    );
-    let _ = writeln!(
-        out,
         "# Every value below is hashed into the chain's identity: change one and it is another chain."
     );
     let _ = writeln!(out);

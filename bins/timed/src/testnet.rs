@@ -161,8 +161,9 @@ fn create(args: &TestnetArgs) -> Result<()> {
     };
     let note = format!(
         "A local testnet of {} masternodes, made by `timed testnet`.\nThe funded accounts' secret keys \
-         are in accounts/.",
-        args.nodes
+         are in accounts/.\nGenesis block hash: {} (every node logs it at start).",
+        args.nodes,
+        genesis.block().hash()
     );
     // Last: its presence marks a complete directory.
     init::write_new(
