@@ -1,23 +1,16 @@
-//! The node's local services: the JSON-RPC server (`[rpc]`) and the metrics endpoint (`[metrics]`).
-//!
-//! They are built in `timecoin_node::rpc` and `timecoin_node::metrics`, which the crate this binary is
-//! built against does not have yet. This is the one place they start and stop. Wiring them in:
-//! - [`start`]: when `settings.rpc.enabled`, `rpc::start(&RpcConfig { listen: settings.rpc.listen,
-//!   cookie_dir: settings.rpc.cookie.then(|| settings.datadir.clone()), user, password, ..default },
-//!   node.clone(), context)` with a `NodeContext` holding the genesis, the network as its `PeerSource`
-//!   and `settings.chain_dir()`; spawn a task that awaits the server's `stop_signal()` and then calls
-//!   `shutdown.request("RPC stop")`, so RPC `stop` takes the same path as a signal. Likewise
-//!   `metrics::start` when `settings.metrics.enabled`. Keep both servers in [`Services`].
-//! - [`Services::stop`]: stop both servers (which stops accepting and deletes the cookie).
-//!
-//! Until then the settings are parsed and validated, and an enabled service says plainly that nothing
-//! listens.
+//! The node's local services: the JSON-RPC server (`[rpc]`) and the metrics endpoint (`[metrics]`),
+//! started after the engine and stopped before it, so no request reaches a node that is going away.
+//! The RPC `stop` method takes the same path as a signal: it triggers the graceful shutdown.
 
-use anyhow::Result;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
 use timecoin_net::TcpNetwork;
+use timecoin_node::metrics::{self, MetricsConfig, MetricsServer};
+use timecoin_node::rpc::{self, NodeContext, RpcConfig, RpcServer};
 use timecoin_node::runner::NodeHandle;
 use timecoin_types::Genesis;
-use tracing::warn;
+use tracing::info;
 
 use crate::config::Settings;
 use crate::shutdown::ShutdownTrigger;
@@ -25,34 +18,78 @@ use crate::shutdown::ShutdownTrigger;
 /// The running services; [`Services::stop`] ends them before the engine stops.
 #[derive(Debug)]
 pub(crate) struct Services {
-    _private: (),
+    rpc: Option<RpcServer>,
+    metrics: Option<MetricsServer>,
+    stop_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// Starts what `[rpc]` and `[metrics]` enable, with everything they will be handed: the node, its chain,
+/// Starts what `[rpc]` and `[metrics]` enable, with everything they are handed: the node, its chain,
 /// its network (peer listings) and the shutdown trigger (RPC `stop`).
 pub(crate) async fn start(
     settings: &Settings,
-    _node: &NodeHandle,
-    _genesis: &Genesis,
-    _network: &TcpNetwork,
-    _shutdown: &ShutdownTrigger,
+    node: &NodeHandle,
+    genesis: &Genesis,
+    network: &TcpNetwork,
+    shutdown: &ShutdownTrigger,
 ) -> Result<Services> {
+    let context = NodeContext {
+        genesis: Arc::new(genesis.clone()),
+        peers: Some(Arc::new(network.clone())),
+        storage_dir: Some(settings.chain_dir()),
+    };
+    let mut services = Services {
+        rpc: None,
+        metrics: None,
+        stop_watch: None,
+    };
     if settings.rpc.enabled {
-        warn!(
-            listen = %settings.rpc.listen,
-            "[rpc] is enabled but this build has no JSON-RPC server yet; nothing listens"
-        );
+        let config = RpcConfig {
+            listen: settings.rpc.listen,
+            cookie_dir: settings.rpc.cookie.then(|| settings.datadir.clone()),
+            user: settings.rpc.user.clone(),
+            password: settings.rpc.password.clone(),
+            ..RpcConfig::default()
+        };
+        let server = rpc::start(&config, node.clone(), context.clone())
+            .await
+            .with_context(|| format!("starting the JSON-RPC server on {}", config.listen))?;
+        info!(listen = %server.local_addr(), cookie = ?server.cookie_path(), "JSON-RPC listening");
+        let mut stop = server.stop_signal();
+        let trigger = shutdown.clone();
+        services.stop_watch = Some(tokio::spawn(async move {
+            stop.wait().await;
+            trigger.request("RPC stop");
+        }));
+        services.rpc = Some(server);
     }
     if settings.metrics.enabled {
-        warn!(
-            listen = %settings.metrics.listen,
-            "[metrics] is enabled but this build has no metrics endpoint yet; nothing listens"
-        );
+        let config = MetricsConfig {
+            enabled: true,
+            listen: settings.metrics.listen,
+            ..MetricsConfig::default()
+        };
+        let server = metrics::start(&config, node.clone(), context)
+            .await
+            .with_context(|| format!("starting the metrics endpoint on {}", config.listen))?;
+        if let Some(server) = &server {
+            info!(listen = %server.local_addr(), "metrics listening");
+        }
+        services.metrics = server;
     }
-    Ok(Services { _private: () })
+    Ok(services)
 }
 
 impl Services {
-    /// Stops accepting requests; the first step of a graceful shutdown.
-    pub(crate) async fn stop(self) {}
+    /// Stops accepting requests (and deletes the cookie); the first step of a graceful shutdown.
+    pub(crate) async fn stop(self) {
+        if let Some(watch) = self.stop_watch {
+            watch.abort();
+        }
+        if let Some(server) = self.rpc {
+            server.stop().await;
+        }
+        if let Some(server) = self.metrics {
+            server.stop().await;
+        }
+    }
 }
