@@ -214,6 +214,8 @@ struct FileConfig {
     #[serde(default)]
     metrics: MetricsFile,
     #[serde(default)]
+    sync: SyncFile,
+    #[serde(default)]
     shutdown: ShutdownFile,
 }
 
@@ -281,6 +283,13 @@ struct MetricsFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct SyncFile {
+    state_sync: Option<bool>,
+    state_sync_min_lag: Option<Ranged<1, 1_000_000_000>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ShutdownFile {
     timeout_secs: Option<Ranged<1, 300>>,
 }
@@ -326,6 +335,7 @@ pub(crate) struct Settings {
     pub(crate) mempool: MempoolSettings,
     pub(crate) rpc: RpcSettings,
     pub(crate) metrics: MetricsSettings,
+    pub(crate) sync: SyncSettings,
     pub(crate) shutdown: ShutdownSettings,
 }
 
@@ -390,6 +400,16 @@ pub(crate) struct RpcSettings {
 pub(crate) struct MetricsSettings {
     pub(crate) enabled: bool,
     pub(crate) listen: SocketAddr,
+}
+
+/// `[sync]`: how a node with an empty store joins.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct SyncSettings {
+    /// An empty store state-syncs (certified headers, then the UTXO set at a peer's tip) instead of
+    /// replaying every block.
+    pub(crate) state_sync: bool,
+    /// Only when a peer is at least this many blocks ahead; closer than that, block sync replays.
+    pub(crate) state_sync_min_lag: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -646,6 +666,10 @@ fn resolve(file: FileConfig, o: &Overrides, datadir: PathBuf) -> Result<Settings
             .or(file.metrics.listen)
             .unwrap_or(loopback(network.metrics_port())),
     };
+    let sync = SyncSettings {
+        state_sync: file.sync.state_sync.unwrap_or(true),
+        state_sync_min_lag: file.sync.state_sync_min_lag.map_or(1_000, |r| r.0),
+    };
     let shutdown = ShutdownSettings {
         timeout_secs: file.shutdown.timeout_secs.map_or(10, |r| r.0),
     };
@@ -664,6 +688,7 @@ fn resolve(file: FileConfig, o: &Overrides, datadir: PathBuf) -> Result<Settings
         mempool,
         rpc,
         metrics,
+        sync,
         shutdown,
     })
 }
@@ -677,6 +702,14 @@ fn usize_of(v: u64) -> usize {
 }
 
 impl Settings {
+    /// The state sync's settings: the seed's defaults with `[sync]` applied.
+    pub(crate) fn state_sync_config(&self) -> timecoin_node::statesync::StateSyncConfig {
+        timecoin_node::statesync::StateSyncConfig {
+            min_lag: self.sync.state_sync_min_lag,
+            ..timecoin_node::statesync::StateSyncConfig::default()
+        }
+    }
+
     /// The chain's directory inside the data dir.
     pub(crate) fn chain_dir(&self) -> PathBuf {
         self.datadir.join("chain")

@@ -15,8 +15,10 @@ use sd_notify::NotifyState;
 use timecoin_crypto::SecretKey;
 use timecoin_net::{NodeIdentity, TcpNetwork};
 use timecoin_node::NodeBuilder;
+use timecoin_node::bootstrap::{PreparedStore, prepare_store, run_state_sync};
 use timecoin_node::runner::{self, NodeHandle};
-use timecoin_storage::{BlockStore, ChainDb, ChainStore, ConsensusStateStore};
+use timecoin_node::statesync::{StateSync, StateSyncOutcome};
+use timecoin_storage::{AnyEngine, BlockStore, ChainDb, ChainStore, ConsensusStateStore};
 use timecoin_types::Genesis;
 use tracing::{error, info, warn};
 
@@ -33,8 +35,14 @@ struct Opened {
     genesis: Genesis,
     node_key: SecretKey,
     operator_key: Option<SecretKey>,
-    db: Arc<ChainDb>,
+    store: Store,
     height: u64,
+}
+
+/// The chain to run on, or an empty store to state-sync into once the network is up.
+enum Store {
+    Chain(Arc<ChainDb>),
+    Empty(AnyEngine),
 }
 
 /// `parent_bound`: stop when the parent process exits.
@@ -90,18 +98,27 @@ fn open(settings: &Settings) -> Result<Opened> {
         .map(|path| SecretKey::load(path).context("loading the masternode operator key"))
         .transpose()?;
     let storage = settings.storage_config();
-    let db = ChainDb::from_config(&storage, &genesis).with_context(|| {
+    let what = || {
         format!(
             "opening the chain in {} (is another timed using this data dir?)",
             settings.chain_dir().display()
         )
-    })?;
-    let height = db.tip()?.height;
+    };
+    let engine = AnyEngine::open(&storage).with_context(what)?;
+    let (store, height) = match prepare_store(engine, &storage, &genesis, settings.sync.state_sync)
+        .with_context(what)?
+    {
+        PreparedStore::Chain(db) => {
+            let height = db.tip()?.height;
+            (Store::Chain(Arc::new(db)), height)
+        }
+        PreparedStore::Empty(engine) => (Store::Empty(engine), 0),
+    };
     Ok(Opened {
         genesis,
         node_key,
         operator_key,
-        db: Arc::new(db),
+        store,
         height,
     })
 }
@@ -115,7 +132,7 @@ async fn serve(
         genesis,
         node_key,
         operator_key,
-        db,
+        store,
         height,
     } = opened;
     let (trigger, mut stop) = shutdown::install().context("installing signal handlers")?;
@@ -141,6 +158,27 @@ async fn serve(
     };
     let (network, events) = TcpNetwork::bind(settings.net_config(), identity).await?;
     let listen = network.local_addr()?;
+    let (db, events) = match store {
+        Store::Chain(db) => (db, events),
+        Store::Empty(engine) => {
+            let synced = tokio::select! {
+                synced = state_sync(&settings, &genesis, engine, &network, events) => synced,
+                why = stop.requested() => {
+                    // What the import wrote is discarded at the next start.
+                    info!(reason = why, "stopping during state sync");
+                    let _ = tokio::task::spawn_blocking(move || network.shutdown()).await;
+                    return Ok(ExitCode::SUCCESS);
+                }
+            };
+            match synced {
+                Ok(synced) => synced,
+                Err(e) => {
+                    let _ = tokio::task::spawn_blocking(move || network.shutdown()).await;
+                    return Err(e);
+                }
+            }
+        }
+    };
 
     let config = settings.node_config(&genesis);
     let services_genesis = genesis.clone();
@@ -291,6 +329,45 @@ async fn stop_all(
     })
     .await??;
     Ok(height)
+}
+
+/// Fills an empty store from the peers (or, falling back, opens it from genesis), and hands back the
+/// network's events with the peers the sync met announced first, for the engine.
+async fn state_sync(
+    settings: &Settings,
+    genesis: &Genesis,
+    engine: AnyEngine,
+    network: &TcpNetwork,
+    mut events: tokio::sync::mpsc::Receiver<timecoin_net::NetEvent>,
+) -> Result<(
+    Arc<ChainDb>,
+    tokio::sync::mpsc::Receiver<timecoin_net::NetEvent>,
+)> {
+    let storage = settings.storage_config();
+    info!(
+        min_lag = settings.sync.state_sync_min_lag,
+        "empty store: asking peers for their tips to state-sync"
+    );
+    let sync = StateSync::new(
+        settings.state_sync_config(),
+        storage.clone(),
+        genesis.clone(),
+        engine,
+    )?;
+    let done = run_state_sync(sync, Arc::new(network.clone()), &mut events, Vec::new()).await?;
+    let events = done.events_for_engine(events, runner::INBOX_CAPACITY);
+    let db = match done.outcome {
+        StateSyncOutcome::Imported(db) => {
+            info!(height = db.tip()?.height, stats = ?done.stats, "state sync imported the chain");
+            db
+        }
+        StateSyncOutcome::Fallback(engine) => {
+            info!("no snapshot: replaying the chain from genesis");
+            let genesis = genesis.clone();
+            tokio::task::spawn_blocking(move || ChainDb::open(engine, &storage, &genesis)).await??
+        }
+    };
+    Ok((Arc::new(db), events))
 }
 
 fn notify(state: NotifyState<'_>) {

@@ -359,3 +359,42 @@ fn a_testnet_directory_is_reused_as_it_is_and_never_resized() {
     assert_eq!(resized.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&resized.stderr).contains("pass --nodes 2"));
 }
+
+/// A node whose store is empty while the others are ahead does not replay the chain: it walks their
+/// certified headers, imports the UTXO set at their tip, and then follows the chain with them.
+#[test]
+fn a_node_started_on_an_empty_store_state_syncs_from_the_others_then_follows() {
+    let root = Workdir::new("timed-state-sync");
+    let dir = root.0.as_path();
+    setup(dir);
+    // node3 joins later; it state-syncs once the others are 3 blocks ahead (the default is 1000).
+    let config = node_dir(dir, 3).join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("state_sync_min_lag = 1000"));
+    std::fs::write(
+        &config,
+        text.replace("state_sync_min_lag = 1000", "state_sync_min_lag = 3"),
+    )
+    .unwrap();
+    let logs: Vec<PathBuf> = (0..NODES)
+        .map(|i| dir.join(format!("node{i}.log")))
+        .collect();
+    // Three of four equal weights are a quorum.
+    let mut nodes: Vec<Proc> = (0..NODES - 1)
+        .map(|i| start_node(&node_dir(dir, i), &logs[i]))
+        .collect();
+    wait_until("three nodes finalize height 5", || {
+        logs[..NODES - 1].iter().all(|l| tip(l, 0) >= 5)
+    });
+    nodes.push(start_node(&node_dir(dir, 3), &logs[3]));
+    let imported = "state sync imported the chain";
+    wait_until("the fourth imports a snapshot", || {
+        !heights(&logs[3], 0, imported).is_empty()
+    });
+    assert!(heights(&logs[3], 0, imported)[0] >= 5);
+    let target = tip(&logs[0], 0) + 2;
+    wait_until("it follows the chain", || tip(&logs[3], 0) >= target);
+    assert_one_chain(&logs);
+    stop_all(&mut nodes, &logs);
+    root.passed();
+}

@@ -12,9 +12,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use timecoin_crypto::PublicKey;
 use timecoin_net::{NetEvent, Network, PeerId};
-use timecoin_storage::KvEngine;
+use timecoin_storage::{ChainDb, KvEngine, StorageConfig, StoreContents};
+use timecoin_types::Genesis;
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::statesync::{StateSync, StateSyncOutcome, StateSyncStats};
 use crate::{Effect, NodeError};
@@ -59,6 +60,47 @@ impl<E: KvEngine> Bootstrapped<E> {
             }
         });
         rx
+    }
+}
+
+/// A store engine made ready for a node: a chain to build on, or an empty engine to state-sync into.
+#[derive(Debug)]
+pub enum PreparedStore<E: KvEngine> {
+    /// The chain the engine holds (or, with state sync off, a chain opened from genesis).
+    Chain(ChainDb<E>),
+    /// Empty, and state sync is on: run [`run_state_sync`] into it.
+    Empty(E),
+}
+
+/// Opens `engine` for a node. A chain is opened. An unfinished snapshot import is discarded: the sync
+/// that wrote it is gone with its verified header walk, and a new one starts from the peers' tips of
+/// now. An empty engine is handed back for a state sync when `state_sync` is on, else opened from
+/// genesis.
+pub fn prepare_store<E: KvEngine>(
+    engine: E,
+    config: &StorageConfig,
+    genesis: &Genesis,
+    state_sync: bool,
+) -> Result<PreparedStore<E>, NodeError> {
+    let engine = match StoreContents::of(&engine)? {
+        StoreContents::Chain | StoreContents::Unknown => {
+            // `open` takes a chain, and names what is wrong with anything else.
+            return Ok(PreparedStore::Chain(ChainDb::open(
+                engine, config, genesis,
+            )?));
+        }
+        StoreContents::UnfinishedImport => {
+            warn!("discarding an unfinished snapshot import; state sync starts over");
+            ChainDb::resume_import(engine, config, genesis)?.discard()?
+        }
+        StoreContents::Empty => engine,
+    };
+    if state_sync {
+        Ok(PreparedStore::Empty(engine))
+    } else {
+        Ok(PreparedStore::Chain(ChainDb::open(
+            engine, config, genesis,
+        )?))
     }
 }
 

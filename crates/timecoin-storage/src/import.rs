@@ -103,6 +103,43 @@ impl<E: KvEngine> From<Box<ImportRefused<E>>> for StorageError {
     }
 }
 
+/// What an engine holds, read without changing it: how a host decides between opening a chain and
+/// state-syncing into an empty store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreContents {
+    /// Nothing (or only a discard that was cut short, which the next import or open finishes).
+    Empty,
+    /// A chain: [`ChainDb::open`] takes it.
+    Chain,
+    /// An unfinished snapshot import: [`ChainDb::resume_import`] picks it up (and can
+    /// [`discard`](SnapshotImport::discard) it).
+    UnfinishedImport,
+    /// Records but no tip and no import record: not a store this crate wrote whole.
+    Unknown,
+}
+
+impl StoreContents {
+    /// Reads what `engine` holds.
+    pub fn of<E: KvEngine>(engine: &E) -> Result<Self, StorageError> {
+        if let Some(bytes) = engine.get(record::IMPORT_KEY)? {
+            let import = record::open_import(&bytes)?;
+            return Ok(if import.discarding {
+                StoreContents::Empty
+            } else {
+                StoreContents::UnfinishedImport
+            });
+        }
+        if engine.get(record::TIP_KEY)?.is_some() {
+            return Ok(StoreContents::Chain);
+        }
+        if engine.scan(&[], &[0xff; 8], 1)?.is_empty() {
+            Ok(StoreContents::Empty)
+        } else {
+            Ok(StoreContents::Unknown)
+        }
+    }
+}
+
 impl<E: KvEngine> SnapshotImport<E> {
     pub(crate) fn begin(
         engine: E,

@@ -117,7 +117,7 @@ pub use config::{
 pub use consensus_state::{MAX_SIGNED_STATE_BYTES, MAX_WAL_ENTRY_BYTES};
 pub use engine::{AnyEngine, BatchOp, KvEngine, KvPair, MemoryEngine, SledEngine, WriteBatch};
 pub use error::StorageError;
-pub use import::{CertifiedBase, ImportRefused, SnapshotImport};
+pub use import::{CertifiedBase, ImportRefused, SnapshotImport, StoreContents};
 pub use record::{MAX_HOST_RECORD_BYTES, MAX_HOST_RECORD_NAME};
 pub use sync::UtxoSyncCheck;
 pub use traits::{

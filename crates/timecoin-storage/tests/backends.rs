@@ -16,7 +16,8 @@ use timecoin_storage::testing::BlockFactory;
 use timecoin_storage::{
     AsyncChainStore, BlockStore, CertifiedBase, ChainDb, ChainStore, ConsensusStateStore,
     HostRecord, KvEngine, KvPair, MAX_HOST_RECORD_NAME, MAX_UTXO_PAGE, MemoryEngine, SledEngine,
-    SnapshotImport, StorageConfig, StorageError, UtxoPage, UtxoSyncCheck, WriteBatch,
+    SnapshotImport, StorageConfig, StorageError, StoreContents, UtxoPage, UtxoSyncCheck,
+    WriteBatch,
 };
 use timecoin_types::{
     Amount, Block, BlockDelta, BlockHash, CommitCertificate, Genesis, OutPoint, Transaction,
@@ -1597,3 +1598,33 @@ macro_rules! backend_suite {
 
 backend_suite!(memory, Memory::new());
 backend_suite!(sled, Sled::new());
+
+/// A host decides between opening a chain and state-syncing from what the engine holds, read without
+/// changing it.
+#[test]
+fn store_contents_tell_an_empty_engine_a_chain_and_an_unfinished_import_apart() {
+    let factory = BlockFactory::local(4);
+    let (source, base) = source_chain(&factory, 4);
+    let config = StorageConfig::memory();
+    let engine = MemoryEngine::new();
+    assert_eq!(StoreContents::of(&engine).unwrap(), StoreContents::Empty);
+    let mut import = ChainDb::import_snapshot(engine, &config, factory.genesis(), &base).unwrap();
+    import
+        .add_page(&source.utxo_page(None, 7).unwrap())
+        .unwrap();
+    let engine = import.into_engine();
+    assert_eq!(
+        StoreContents::of(&engine).unwrap(),
+        StoreContents::UnfinishedImport
+    );
+    let engine = ChainDb::resume_import(engine, &config, factory.genesis())
+        .unwrap()
+        .discard()
+        .unwrap();
+    assert_eq!(StoreContents::of(&engine).unwrap(), StoreContents::Empty);
+    let db = ChainDb::open(engine, &config, factory.genesis()).unwrap();
+    assert_eq!(
+        StoreContents::of(db.engine()).unwrap(),
+        StoreContents::Chain
+    );
+}
