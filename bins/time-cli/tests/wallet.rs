@@ -257,9 +257,20 @@ fn a_short_load_run_finalizes_transfers_and_reports_latency() {
     assert_eq!(top["nodes"][0]["state"], "up", "{top}");
     assert!(top["nodes"][0]["height"].as_u64().unwrap() >= 2, "{top}");
     assert!(!top["blocks"].as_array().unwrap().is_empty(), "{top}");
-    let text = node.cli(&["top", "--once"]);
+    // Two nodes, one of them down: the screen says so and why, and the command still succeeds.
+    let text = node.cli(&[
+        "--rpc",
+        "http://127.0.0.1:1",
+        "--datadir",
+        node.dir.path().to_str().unwrap(),
+        "top",
+        "--once",
+    ]);
     assert_exit(&text, 0);
-    assert!(stdout(&text).contains("last blocks"), "{}", stdout(&text));
+    let screen = stdout(&text);
+    assert!(screen.contains("1/2 nodes up"), "{screen}");
+    assert!(screen.contains("down — unreachable"), "{screen}");
+    assert!(screen.contains("last blocks"), "{screen}");
     node.stop();
 }
 

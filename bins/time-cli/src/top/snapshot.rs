@@ -6,7 +6,7 @@ use crate::output::at;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::rpc::RpcClient;
+use crate::rpc::{RpcClient, RpcError};
 
 /// Blocks listed under the nodes (and the most cached).
 pub const RECENT_BLOCKS: usize = 10;
@@ -104,7 +104,7 @@ impl Poller {
                 state: match node_status(c) {
                     Ok(s) => NodeState::Up(s),
                     Err(e) => NodeState::Down {
-                        reason: e.to_string(),
+                        reason: short_reason(&e),
                     },
                 },
             })
@@ -144,7 +144,18 @@ impl Poller {
     }
 }
 
-fn node_status(c: &RpcClient) -> Result<NodeStatus, crate::rpc::RpcError> {
+/// The reason a node is down, without the URL its row already shows.
+fn short_reason(e: &RpcError) -> String {
+    match e {
+        RpcError::Unreachable { reason, .. } => format!("unreachable: {reason}"),
+        RpcError::Auth { reason, .. } => format!("auth: {reason}"),
+        RpcError::Timeout { .. } => "no answer in time".into(),
+        RpcError::Node { code, message, .. } => format!("error {code}: {message}"),
+        RpcError::Protocol { reason, .. } => format!("bad answer: {reason}"),
+    }
+}
+
+fn node_status(c: &RpcClient) -> Result<NodeStatus, RpcError> {
     let consensus = c.call("getconsensusinfo", json!([]))?;
     let peers = c.call("getconnectioncount", json!([]))?;
     let pool = c.call("getmempoolinfo", json!([]))?;
@@ -162,7 +173,7 @@ fn node_status(c: &RpcClient) -> Result<NodeStatus, crate::rpc::RpcError> {
     })
 }
 
-fn block_row(c: &RpcClient, height: u64) -> Result<BlockRow, crate::rpc::RpcError> {
+fn block_row(c: &RpcClient, height: u64) -> Result<BlockRow, RpcError> {
     let hash = c.call("getblockhash", json!([height]))?;
     let header = c.call("getblockheader", json!([hash, true]))?;
     Ok(BlockRow {

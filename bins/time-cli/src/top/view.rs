@@ -10,6 +10,9 @@ use ratatui::widgets::{Block, Paragraph, Row, Table};
 
 use super::snapshot::{NodeState, Snapshot};
 
+/// Width of the nodes table's first column.
+const NAME_WIDTH: u16 = 14;
+
 /// Draws `snapshot` over the whole frame.
 pub fn render(frame: &mut Frame<'_>, snapshot: &Snapshot) {
     draw(frame.area(), frame.buffer_mut(), snapshot);
@@ -58,20 +61,14 @@ pub fn draw(area: Rect, buf: &mut Buffer, snapshot: &Snapshot) {
             s.view_changes.to_string(),
             if s.validator { "validator" } else { "follower" }.into(),
         ]),
-        NodeState::Down { reason } => Row::new([
-            n.name.clone(),
-            "down".into(),
-            String::new(),
-            String::new(),
-            String::new(),
-            reason.clone(),
-        ])
-        .style(Style::default().fg(Color::Red)),
+        NodeState::Down { .. } => {
+            Row::new([n.name.clone(), "down".into()]).style(Style::default().fg(Color::Red))
+        }
     });
     Table::new(
         rows,
         [
-            Constraint::Length(14),
+            Constraint::Length(NAME_WIDTH),
             Constraint::Length(8),
             Constraint::Length(5),
             Constraint::Length(11),
@@ -85,6 +82,24 @@ pub fn draw(area: Rect, buf: &mut Buffer, snapshot: &Snapshot) {
     .header(header)
     .block(Block::bordered().title(" nodes "))
     .render(nodes, buf);
+    // A table cell cannot span columns, so a down node's reason is drawn over the rest of its row.
+    let reason_x = nodes.x.saturating_add(1 + NAME_WIDTH + 1);
+    let reason_width = nodes.right().saturating_sub(1).saturating_sub(reason_x);
+    for (i, n) in snapshot.nodes.iter().enumerate() {
+        let NodeState::Down { reason } = &n.state else {
+            continue;
+        };
+        let y = nodes
+            .y
+            .saturating_add(2)
+            .saturating_add(u16::try_from(i).unwrap_or(u16::MAX));
+        if y >= nodes.bottom().saturating_sub(1) || reason_width == 0 {
+            continue;
+        }
+        Paragraph::new(format!("down — {reason}"))
+            .style(Style::default().fg(Color::Red))
+            .render(Rect::new(reason_x, y, reason_width, 1), buf);
+    }
 
     let newest = snapshot.blocks.first().map_or(0, |b| b.timestamp_ms);
     let block_rows = snapshot.blocks.iter().map(|b| {
