@@ -87,7 +87,7 @@ pub struct LoadReport {
     pub rejected: u64,
     /// Failed in transport (the node did not answer).
     pub errors: u64,
-    /// Slots skipped because no coin was ready (every coin in flight).
+    /// Slots skipped because no coin was ready (every coin in flight, or spent down to dust).
     pub skipped: u64,
     /// Submitted but not seen final by the end of the settle time.
     pub pending: u64,
@@ -480,7 +480,8 @@ fn send_loop(
             .checked_sub(fee)
             .filter(|a| *a >= chain.params.min_dust)
         else {
-            // Spent down to dust by fees: retire it.
+            // Spent down to dust by fees: retire it, and the slot goes unused.
+            counters.skipped.fetch_add(1, Ordering::Relaxed);
             continue;
         };
         let tx = TxBuilder::new(chain.chain_id)

@@ -171,8 +171,9 @@ pub fn build_payment(
         }
         if total < target {
             return Err(Failure::Usage.wrap(format!(
-                "insufficient funds: {} TIME needed (with a {} TIME fee), {} TIME spendable",
-                format_amount(target),
+                "insufficient funds: {} TIME plus a fee of at least {} TIME needed, {} TIME \
+                 spendable",
+                format_amount(paid),
                 format_amount(fee),
                 format_amount(available)
             )));

@@ -132,6 +132,10 @@ pub fn list_coins(rpc: &RpcClient, address: &str) -> Result<Vec<Coin>> {
 
 /// `balance ADDRESS`.
 pub fn balance(rpc: &RpcClient, address: &str, as_json: bool) -> Result<()> {
+    // The checksum is checked here so a typo is an input error (exit 1); the network is the node's to
+    // check, as only it knows which one it follows.
+    Address::decode(address)
+        .map_err(|e| Failure::Usage.wrap(format!("address `{address}`: {e}")))?;
     let b = rpc.call("getbalance", json!([address]))?;
     output::either(
         as_json,

@@ -169,7 +169,18 @@ fn bad_input_and_unreachable_nodes_get_their_documented_exit_codes() {
         "{}",
         stderr(&missing)
     );
-    assert_exit(&node.cli(&["balance", "ltime1qqqq"]), 3);
+    assert_exit(&node.cli(&["balance", "ltime1qqqq"]), 1);
+    let foreign = timecoin_crypto::Address::from_public_key(
+        &timecoin_types::Genesis::local_validator_key(3).public_key(),
+    )
+    .encode(timecoin_crypto::Network::Mainnet);
+    let refused = node.cli(&["balance", &foreign]);
+    assert_exit(&refused, 3);
+    assert!(
+        stderr(&refused).contains("error -8"),
+        "{}",
+        stderr(&refused)
+    );
 
     // 4: not final in time.
     let late = node.cli(&["wait-final", &unknown, "--timeout", "1"]);

@@ -10,8 +10,8 @@ use ratatui::widgets::{Block, Paragraph, Row, Table};
 
 use super::snapshot::{NodeState, Snapshot};
 
-/// Width of the nodes table's first column.
-const NAME_WIDTH: u16 = 14;
+/// Bounds of the nodes table's first column, which fits the longest name between them.
+const NAME_WIDTH: (u16, u16) = (6, 24);
 
 /// Draws `snapshot` over the whole frame.
 pub fn render(frame: &mut Frame<'_>, snapshot: &Snapshot) {
@@ -22,6 +22,13 @@ pub fn render(frame: &mut Frame<'_>, snapshot: &Snapshot) {
 pub fn draw(area: Rect, buf: &mut Buffer, snapshot: &Snapshot) {
     use ratatui::widgets::Widget as _;
     let node_rows = u16::try_from(snapshot.nodes.len()).unwrap_or(u16::MAX);
+    let name_width = snapshot
+        .nodes
+        .iter()
+        .map(|n| u16::try_from(n.name.chars().count()).unwrap_or(u16::MAX))
+        .max()
+        .unwrap_or(0)
+        .clamp(NAME_WIDTH.0, NAME_WIDTH.1);
     let [title, nodes, blocks, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(node_rows.saturating_add(3)),
@@ -68,7 +75,7 @@ pub fn draw(area: Rect, buf: &mut Buffer, snapshot: &Snapshot) {
     Table::new(
         rows,
         [
-            Constraint::Length(NAME_WIDTH),
+            Constraint::Length(name_width),
             Constraint::Length(8),
             Constraint::Length(5),
             Constraint::Length(11),
@@ -83,7 +90,11 @@ pub fn draw(area: Rect, buf: &mut Buffer, snapshot: &Snapshot) {
     .block(Block::bordered().title(" nodes "))
     .render(nodes, buf);
     // A table cell cannot span columns, so a down node's reason is drawn over the rest of its row.
-    let reason_x = nodes.x.saturating_add(1 + NAME_WIDTH + 1);
+    let reason_x = nodes
+        .x
+        .saturating_add(1)
+        .saturating_add(name_width)
+        .saturating_add(1);
     let reason_width = nodes.right().saturating_sub(1).saturating_sub(reason_x);
     for (i, n) in snapshot.nodes.iter().enumerate() {
         let NodeState::Down { reason } = &n.state else {
