@@ -25,14 +25,14 @@ use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use timecoin_crypto::{Address, SecretKey};
 use timecoin_types::{Amount, MAX_TX_OUTPUTS, OutPoint, TxBuilder, TxId, TxOut, Wire};
 
 use crate::exit::Failure;
 use crate::output;
 use crate::payment::{self, Coin, FeePolicy};
-use crate::rpc::{RpcClient, RpcError};
+use crate::rpc::{MAX_BATCH, RpcClient, RpcError};
 use crate::wallet::{self, ChainInfo};
 
 /// Highest `--rate`, tx/s.
@@ -362,6 +362,23 @@ fn send_and_track(
     let mut last_final = start;
     let mut send_secs = 0.0;
 
+    let sender = Sender {
+        clients,
+        key,
+        chain,
+        me,
+        fee,
+        rate: args.rate,
+        scheduled,
+        start,
+        next_slot: &next_slot,
+        ready_rx: &ready_rx,
+        ready_tx: &ready_tx,
+        inflight: &inflight,
+        counters: &counters,
+        bar: &bar,
+    };
+    let sender = &sender;
     std::thread::scope(|scope| -> Result<()> {
         let tracker = scope.spawn(|| {
             track(
@@ -377,14 +394,7 @@ fn send_and_track(
             )
         });
         let workers: Vec<_> = (0..args.workers.max(1))
-            .map(|_| {
-                scope.spawn(|| {
-                    send_loop(
-                        clients, key, chain, me, fee, args.rate, scheduled, start, &next_slot,
-                        &ready_rx, &ready_tx, &inflight, &counters, &bar,
-                    )
-                })
-            })
+            .map(|_| scope.spawn(move || sender.run()))
             .collect();
         for w in workers {
             let _ = w.join();
@@ -439,58 +449,113 @@ fn send_and_track(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn send_loop(
-    clients: &[RpcClient],
-    key: &SecretKey,
-    chain: &ChainInfo,
+/// What a sending thread shares with the others.
+struct Sender<'a> {
+    clients: &'a [RpcClient],
+    key: &'a SecretKey,
+    chain: &'a ChainInfo,
     me: Address,
     fee: Amount,
     rate: u64,
     scheduled: u64,
     start: Instant,
-    next_slot: &AtomicU64,
-    ready_rx: &Mutex<Receiver<Coin>>,
-    ready_tx: &SyncSender<Coin>,
-    inflight: &Mutex<HashMap<TxId, InFlight>>,
-    counters: &Counters,
-    bar: &ProgressBar,
-) {
-    loop {
-        let slot = next_slot.fetch_add(1, Ordering::SeqCst);
-        if slot >= scheduled {
-            return;
+    next_slot: &'a AtomicU64,
+    ready_rx: &'a Mutex<Receiver<Coin>>,
+    ready_tx: &'a SyncSender<Coin>,
+    inflight: &'a Mutex<HashMap<TxId, InFlight>>,
+    counters: &'a Counters,
+    bar: &'a ProgressBar,
+}
+
+impl Sender<'_> {
+    fn due(&self, slot: u64) -> Instant {
+        self.start + Duration::from_secs_f64(slot as f64 / self.rate as f64)
+    }
+
+    /// Takes slots until the schedule is done. Slots already due when a thread wakes go out together
+    /// in one batch request (at most [`MAX_BATCH`]): at a high rate that saves an HTTP round trip per
+    /// transfer on both sides; at a low rate each slot goes alone, on time.
+    fn run(&self) {
+        loop {
+            let first = self.next_slot.fetch_add(1, Ordering::SeqCst);
+            if first >= self.scheduled {
+                return;
+            }
+            let due = self.due(first);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            let mut slots = 1;
+            while slots < MAX_BATCH {
+                let next = self.next_slot.load(Ordering::SeqCst);
+                if next >= self.scheduled || self.due(next) > Instant::now() {
+                    break;
+                }
+                if self
+                    .next_slot
+                    .compare_exchange(next, next + 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    slots += 1;
+                }
+            }
+            self.bar.inc(slots as u64);
+            let transfers: Vec<(TxId, Coin, Value)> =
+                (0..slots).filter_map(|_| self.transfer()).collect();
+            if transfers.is_empty() {
+                continue;
+            }
+            let client_index =
+                usize::try_from(first % self.clients.len().max(1) as u64).unwrap_or(0);
+            let Some(client) = self.clients.get(client_index) else {
+                return;
+            };
+            let params: Vec<Value> = transfers.iter().map(|(_, _, p)| p.clone()).collect();
+            match client.batch("sendrawtransaction", &params) {
+                Ok(answers) => {
+                    for ((txid, coin, _), answer) in transfers.into_iter().zip(answers) {
+                        match answer {
+                            Ok(_) => {
+                                self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => self.refused(txid, coin, &e),
+                        }
+                    }
+                }
+                Err(e) => {
+                    for (txid, coin, _) in transfers {
+                        self.refused(txid, coin, &e);
+                    }
+                }
+            }
         }
-        let due = start + Duration::from_secs_f64(slot as f64 / rate as f64);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        }
-        bar.inc(1);
-        let coin = match ready_rx.lock() {
-            Ok(rx) => rx.try_recv().ok(),
-            Err(_) => None,
-        };
+    }
+
+    /// Signs a transfer of the next ready coin back to the sender and registers it in flight, or
+    /// counts the slot as skipped when no coin is ready.
+    fn transfer(&self) -> Option<(TxId, Coin, Value)> {
+        let coin = self.ready_rx.lock().ok().and_then(|rx| rx.try_recv().ok());
         let Some(coin) = coin else {
-            counters.skipped.fetch_add(1, Ordering::Relaxed);
-            continue;
+            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            return None;
         };
         let Some(back) = coin
             .amount
-            .checked_sub(fee)
-            .filter(|a| *a >= chain.params.min_dust)
+            .checked_sub(self.fee)
+            .filter(|a| *a >= self.chain.params.min_dust)
         else {
             // Spent down to dust by fees: retire it, and the slot goes unused.
-            counters.skipped.fetch_add(1, Ordering::Relaxed);
-            continue;
+            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            return None;
         };
-        let tx = TxBuilder::new(chain.chain_id)
-            .input(coin.outpoint, coin.amount, key)
-            .output(me, back)
+        let tx = TxBuilder::new(self.chain.chain_id)
+            .input(coin.outpoint, coin.amount, self.key)
+            .output(self.me, back)
             .sign();
         let txid = tx.txid();
         // Registered before submitting, so a block that lands before the answer still counts it.
-        if let Ok(mut map) = inflight.lock() {
+        if let Ok(mut map) = self.inflight.lock() {
             map.insert(
                 txid,
                 InFlight {
@@ -502,38 +567,32 @@ fn send_loop(
                 },
             );
         }
-        let client_index = usize::try_from(slot % clients.len().max(1) as u64).unwrap_or(0);
-        let Some(client) = clients.get(client_index) else {
-            return;
-        };
-        match submit(client, &tx) {
-            Ok(()) => {
-                counters.submitted.fetch_add(1, Ordering::Relaxed);
+        Some((txid, coin, json!([hex::encode(tx.encode())])))
+    }
+
+    /// Books a transfer the node did not take.
+    fn refused(&self, txid: TxId, coin: Coin, e: &RpcError) {
+        if let Ok(mut map) = self.inflight.lock() {
+            map.remove(&txid);
+        }
+        match e {
+            RpcError::Node { code, .. } => {
+                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = self.counters.first_rejection.lock()
+                    && first.is_none()
+                {
+                    *first = Some(e.to_string());
+                }
+                // A refusal for the pool's state (full, warming up) leaves the coin unspent; one for
+                // the coin itself retires it.
+                if matches!(code, -26 | -28 | -1) {
+                    let _ = self.ready_tx.try_send(coin);
+                }
             }
-            Err(e) => {
-                if let Ok(mut map) = inflight.lock() {
-                    map.remove(&txid);
-                }
-                match &e {
-                    RpcError::Node { code, .. } => {
-                        counters.rejected.fetch_add(1, Ordering::Relaxed);
-                        if let Ok(mut first) = counters.first_rejection.lock()
-                            && first.is_none()
-                        {
-                            *first = Some(e.to_string());
-                        }
-                        // A refusal for the pool's state (full, warming up) leaves the coin unspent;
-                        // one for the coin itself retires it.
-                        if matches!(code, -26 | -28 | -1) {
-                            let _ = ready_tx.try_send(coin);
-                        }
-                    }
-                    _ => {
-                        // The node may hold it even though the answer was lost: retire the coin
-                        // rather than risk a conflict.
-                        counters.errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+            _ => {
+                // The node may hold it even though the answer was lost: retire the coin rather than
+                // risk a conflict.
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -574,15 +633,17 @@ fn track(
             }
         };
         while seen < tip {
-            let height = seen + 1;
-            let Ok(txids) = block_txids(client, height) else {
+            // Blocks come in batches: a node under light load finalizes a block per transaction or
+            // two, faster than one request per block could follow.
+            let count = (tip - seen).min(MAX_BATCH as u64);
+            let Ok(blocks) = blocks_txids(client, seen + 1, count) else {
                 break;
             };
             let now = Instant::now();
             let mut done = Vec::new();
             if let Ok(mut map) = inflight.lock() {
-                for txid in txids {
-                    if let Some(f) = map.remove(&txid) {
+                for txid in blocks.iter().flatten() {
+                    if let Some(f) = map.remove(txid) {
                         done.push(f);
                     }
                 }
@@ -598,26 +659,43 @@ fn track(
                     // Cannot happen (the queue holds every coin); the coin is simply not reused.
                 }
             }
-            seen = height;
+            seen += blocks.len() as u64;
             bar.set_message(format!(
                 "{} final · {} rejected · height {seen}",
                 counters.finalized.load(Ordering::Relaxed),
                 counters.rejected.load(Ordering::Relaxed)
             ));
+            if blocks.len() as u64 != count {
+                break;
+            }
         }
         std::thread::sleep(TRACK_POLL);
     }
 }
 
-fn block_txids(client: &RpcClient, height: u64) -> Result<Vec<TxId>, RpcError> {
-    let hash = client.call("getblockhash", json!([height]))?;
-    let block = client.call("getblock", json!([hash, 1]))?;
-    Ok(at(&block, "tx")
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|t| t.as_str().and_then(|t| wallet::parse_txid(t).ok()))
+/// The txids of the `count` blocks from height `from`, in two batch requests; stops at the first
+/// block that could not be read (so the result may be shorter, never out of order).
+fn blocks_txids(client: &RpcClient, from: u64, count: u64) -> Result<Vec<Vec<TxId>>, RpcError> {
+    let heights: Vec<Value> = (from..from + count).map(|h| json!([h])).collect();
+    let hashes: Vec<Value> = client
+        .batch("getblockhash", &heights)?
+        .into_iter()
+        .map_while(Result::ok)
+        .map(|hash| json!([hash, 1]))
+        .collect();
+    Ok(client
+        .batch("getblock", &hashes)?
+        .into_iter()
+        .map_while(Result::ok)
+        .map(|block| {
+            at(&block, "tx")
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|t| t.as_str().and_then(|t| wallet::parse_txid(t).ok()))
+                .collect()
+        })
         .collect())
 }
 

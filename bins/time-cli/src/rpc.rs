@@ -18,6 +18,9 @@ pub const DEFAULT_RPC_URL: &str = "http://127.0.0.1:24101";
 /// How long one ordinary call may take, connection included. `waitfortx` adds its own wait to this.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Most calls in one batch: the node's default `max_batch_len`.
+pub const MAX_BATCH: usize = 16;
+
 /// Largest response body read (the node's own cap is 32 MiB; the slack covers its error wrapping).
 const MAX_RESPONSE_BYTES: u64 = 40 * 1024 * 1024;
 
@@ -189,11 +192,85 @@ impl RpcClient {
         }
     }
 
+    /// Calls `method` once per entry of `params` in one HTTP request (a JSON-RPC batch of at most
+    /// [`MAX_BATCH`] calls); the answers come back in the order asked. A transport failure fails the
+    /// whole batch; a node's refusal of one call is that call's answer.
+    pub fn batch(
+        &self,
+        method: &str,
+        params: &[Value],
+    ) -> Result<Vec<Result<Value, RpcError>>, RpcError> {
+        if params.len() > MAX_BATCH {
+            return Err(RpcError::Protocol {
+                url: self.endpoint.url.clone(),
+                reason: format!("a batch of {} calls, over {MAX_BATCH}", params.len()),
+            });
+        }
+        let first = self
+            .next_id
+            .fetch_add(params.len() as u64, Ordering::Relaxed);
+        let body = Value::Array(
+            params
+                .iter()
+                .zip(first..)
+                .map(|(p, id)| json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": p }))
+                .collect(),
+        );
+        let reply = match self.post(method, &body, self.timeout) {
+            Err(RpcError::Auth { .. })
+                if matches!(self.endpoint.credentials, Credentials::Cookie(_)) =>
+            {
+                self.forget_header();
+                self.post(method, &body, self.timeout)
+            }
+            other => other,
+        }?;
+        let Value::Array(answers) = reply else {
+            // The batch refused whole (too long for the node): every call gets that error.
+            let refusal = result_of(&self.endpoint.url, method, &reply);
+            return Ok(params
+                .iter()
+                .map(|_| match &refusal {
+                    Err(RpcError::Node { code, message, .. }) => Err(RpcError::Node {
+                        method: method.to_string(),
+                        code: *code,
+                        message: message.clone(),
+                    }),
+                    _ => Err(RpcError::Protocol {
+                        url: self.endpoint.url.clone(),
+                        reason: "a batch answered with one object".into(),
+                    }),
+                })
+                .collect());
+        };
+        let mut by_id: std::collections::HashMap<u64, Value> = answers
+            .into_iter()
+            .filter_map(|a| a.get("id").and_then(Value::as_u64).map(|id| (id, a)))
+            .collect();
+        Ok((first..)
+            .take(params.len())
+            .map(|id| match by_id.remove(&id) {
+                Some(answer) => result_of(&self.endpoint.url, method, &answer),
+                None => Err(RpcError::Protocol {
+                    url: self.endpoint.url.clone(),
+                    reason: format!("no answer for call {id} of a batch"),
+                }),
+            })
+            .collect())
+    }
+
     fn attempt(&self, method: &str, params: &Value, timeout: Duration) -> Result<Value, RpcError> {
-        let url = &self.endpoint.url;
-        let header = self.auth_header()?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        let reply = self.post(method, &body, timeout)?;
+        result_of(&self.endpoint.url, method, &reply)
+    }
+
+    /// Posts `body` and returns the parsed JSON answer; `method` names the call in errors. A 401 means
+    /// the node ran nothing, so a caller may safely send again with fresh credentials.
+    fn post(&self, method: &str, body: &Value, timeout: Duration) -> Result<Value, RpcError> {
+        let url = &self.endpoint.url;
+        let header = self.auth_header()?;
         let response = self
             .agent
             .post(url.as_str())
@@ -229,28 +306,10 @@ impl RpcClient {
                 ),
             });
         }
-        let reply: Value = serde_json::from_str(&text).map_err(|e| RpcError::Protocol {
+        serde_json::from_str(&text).map_err(|e| RpcError::Protocol {
             url: url.clone(),
             reason: format!("not JSON: {e}"),
-        })?;
-        if let Some(error) = reply.get("error") {
-            return Err(RpcError::Node {
-                method: method.to_string(),
-                code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
-                message: error
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("(no message)")
-                    .to_string(),
-            });
-        }
-        reply
-            .get("result")
-            .cloned()
-            .ok_or_else(|| RpcError::Protocol {
-                url: url.clone(),
-                reason: "neither result nor error in the answer".into(),
-            })
+        })
     }
 
     fn auth_header(&self) -> Result<String, RpcError> {
@@ -276,6 +335,28 @@ impl RpcClient {
     fn forget_header(&self) {
         *self.header.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
+}
+
+/// One JSON-RPC answer's result, or its error as [`RpcError::Node`].
+fn result_of(url: &str, method: &str, reply: &Value) -> Result<Value, RpcError> {
+    if let Some(error) = reply.get("error") {
+        return Err(RpcError::Node {
+            method: method.to_string(),
+            code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
+            message: error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("(no message)")
+                .to_string(),
+        });
+    }
+    reply
+        .get("result")
+        .cloned()
+        .ok_or_else(|| RpcError::Protocol {
+            url: url.to_string(),
+            reason: "neither result nor error in the answer".into(),
+        })
 }
 
 /// The `user:password` line of a cookie file; the reason in words when it cannot be used.
