@@ -316,3 +316,36 @@ fn a_split_past_one_transaction_goes_through_parent_coins() {
     assert_exit(&bad, 1);
     node.stop();
 }
+
+#[test]
+fn a_batch_answers_each_call_in_order_and_a_refusal_stays_with_its_call() {
+    use time_cli::rpc::{Credentials, Endpoint, RpcClient, RpcError};
+    let node = TestNode::start();
+    let client = RpcClient::new(Endpoint {
+        name: "node".into(),
+        url: node.url.clone(),
+        credentials: Credentials::Cookie(node.dir.path().join(".cookie")),
+    });
+    let genesis = node.genesis.block().hash().to_string();
+    let answers = client
+        .batch(
+            "getblockhash",
+            &[
+                serde_json::json!([0]),
+                serde_json::json!([99]),
+                serde_json::json!([0]),
+            ],
+        )
+        .unwrap();
+    assert_eq!(answers.len(), 3);
+    assert_eq!(
+        answers[0].as_ref().unwrap(),
+        &Value::String(genesis.clone())
+    );
+    assert!(matches!(&answers[1], Err(RpcError::Node { code: -8, .. })));
+    assert_eq!(answers[2].as_ref().unwrap(), &Value::String(genesis));
+    // Over the node's batch limit is refused before anything is sent.
+    let many = vec![serde_json::json!([0]); time_cli::rpc::MAX_BATCH + 1];
+    assert!(client.batch("getblockhash", &many).is_err());
+    node.stop();
+}
