@@ -251,6 +251,41 @@ async fn four_nodes_exchange_messages_on_every_channel_once_per_link() {
     }
 }
 
+/// Two honest nodes that relay the same transactions to each other at the same moment each receive the
+/// other's copy after sending their own. That is gossip crossing on the wire, not spam: a load test
+/// once got every validator banned by its peers this way.
+#[tokio::test]
+async fn transactions_relayed_both_ways_at_once_cost_neither_peer_anything() {
+    let (a, mut a_events) = node(1, config()).await;
+    let (b, mut b_events) = connected_to(2, &a, 1, &mut a_events).await;
+    for i in 0..500u32 {
+        let tx = Bytes::copy_from_slice(&i.to_le_bytes());
+        a.broadcast(Channel::Transactions, tx.clone()).unwrap();
+        b.broadcast(Channel::Transactions, tx).unwrap();
+    }
+    // Let every copy land.
+    no_message_but_transactions(&mut a_events, Duration::from_millis(500)).await;
+    no_message_but_transactions(&mut b_events, Duration::from_millis(500)).await;
+    assert_eq!(a.score(&id(2)), Some(0), "a scored b");
+    assert_eq!(b.score(&id(1)), Some(0), "b scored a");
+    assert_eq!(a.stats().bans + b.stats().bans, 0);
+    assert_eq!(a.peers().len(), 1);
+}
+
+/// Drains `events` for `for_how_long`, failing on anything but a transaction.
+async fn no_message_but_transactions(events: &mut Receiver<NetEvent>, for_how_long: Duration) {
+    let deadline = tokio::time::Instant::now() + for_how_long;
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.recv()).await {
+        match event {
+            NetEvent::Message {
+                channel: Channel::Transactions,
+                ..
+            } => {}
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_masternode_proves_its_operator_key_on_join() {
     let operator = SecretKey::from_seed(&[42; 32]);
