@@ -66,6 +66,8 @@ pub mod metrics;
 pub mod rpc;
 pub mod runner;
 pub mod statesync;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod wire;
 
 pub use builder::{Disconnected, Node, NodeBuilder, StoreView};

@@ -827,42 +827,14 @@ async fn metrics_serve_their_names_health_and_readiness() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_validators_over_tcp_list_their_peer_and_prove_a_transfer_both_signed() {
-    use timecoin_crypto::SecretKey;
-    use timecoin_net::{NetConfig, NodeIdentity, SeedPeer, TcpNetwork};
-
     let genesis = Genesis::local(2);
-    let chain = genesis.params.chain_id;
-    let mut nodes = Vec::new();
-    let mut seeds: Vec<SeedPeer> = Vec::new();
-    for i in 0..2 {
-        let identity = NodeIdentity::new(
-            SecretKey::from_seed(&[200 + i as u8; 32]),
-            chain,
-            genesis.block().hash().0,
-        )
-        .with_operator(Genesis::local_validator_key(i));
-        let id = identity.peer_id();
-        let config = NetConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            max_per_ip: 16,
-            seeds: seeds.clone(),
-            ..NetConfig::default()
-        };
-        let (network, events) = TcpNetwork::bind(config, identity).await.unwrap();
-        seeds.push(SeedPeer {
-            addr: network.local_addr().unwrap(),
-            key: Some(id),
-        });
-        let node = NodeBuilder::new(NodeConfig::new(&genesis), genesis.clone())
-            .chain_db(ChainDb::memory(&genesis).unwrap())
-            .network(Arc::new(network.clone()))
-            .signer(Arc::new(Genesis::local_validator_key(i)))
-            .build()
-            .unwrap();
-        let (handle, thread) =
-            runner::spawn(node, events, tokio::runtime::Handle::current()).unwrap();
-        nodes.push((handle, network, thread));
-    }
+    let (validators, _) = timecoin_node::testing::start_local_validators(&genesis, 2, 200)
+        .await
+        .unwrap();
+    let nodes: Vec<_> = validators
+        .into_iter()
+        .map(|v| (v.handle, v.network, v.thread))
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let context = NodeContext {
         peers: Some(Arc::new(nodes[0].1.clone())),
@@ -920,7 +892,7 @@ async fn two_validators_over_tcp_list_their_peer_and_prove_a_transfer_both_signe
         serde_json::from_value(rpc.ok("gettxproof", json!([txid, done["blockhash"]])).await)
             .unwrap();
     let set = ValidatorSet::from_genesis(&genesis).unwrap();
-    let verified = rpc::verify_receipt(&receipt, &set, chain).unwrap();
+    let verified = rpc::verify_receipt(&receipt, &set, genesis.params.chain_id).unwrap();
     assert_eq!(verified.txid, tx.txid());
     let block = rpc.ok("getblock", json!([done["blockhash"]])).await;
     assert_eq!(block["certificate"]["signers"].as_array().unwrap().len(), 2);

@@ -182,9 +182,6 @@ pub struct TestNet {
 
 impl TestNet {
     pub fn start(n: usize) -> TestNet {
-        use timecoin_crypto::SecretKey;
-        use timecoin_net::{NetConfig, NodeIdentity, SeedPeer, TcpNetwork};
-
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -193,36 +190,17 @@ impl TestNet {
         let genesis = Genesis::local(n);
         let dir = tempfile::tempdir().unwrap();
         let nodes = runtime.block_on(async {
-            let chain = genesis.params.chain_id;
+            let (validators, _) = timecoin_node::testing::start_local_validators(&genesis, n, 200)
+                .await
+                .unwrap();
             let mut nodes = Vec::new();
-            let mut seeds: Vec<SeedPeer> = Vec::new();
-            for i in 0..n {
-                let identity = NodeIdentity::new(
-                    SecretKey::from_seed(&[200 + i as u8; 32]),
-                    chain,
-                    genesis.block().hash().0,
-                )
-                .with_operator(Genesis::local_validator_key(i));
-                let id = identity.peer_id();
-                let config = NetConfig {
-                    listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-                    max_per_ip: 16,
-                    seeds: seeds.clone(),
-                    ..NetConfig::default()
-                };
-                let (network, events) = TcpNetwork::bind(config, identity).await.unwrap();
-                seeds.push(SeedPeer {
-                    addr: network.local_addr().unwrap(),
-                    key: Some(id),
-                });
-                let node = NodeBuilder::new(NodeConfig::new(&genesis), genesis.clone())
-                    .chain_db(ChainDb::memory(&genesis).unwrap())
-                    .network(Arc::new(network.clone()))
-                    .signer(Arc::new(Genesis::local_validator_key(i)))
-                    .build()
-                    .unwrap();
-                let (handle, thread) =
-                    runner::spawn(node, events, tokio::runtime::Handle::current()).unwrap();
+            for (i, validator) in validators.into_iter().enumerate() {
+                let timecoin_node::testing::LocalValidator {
+                    handle,
+                    network,
+                    thread,
+                    ..
+                } = validator;
                 let datadir = dir.path().join(format!("node{i}"));
                 std::fs::create_dir(&datadir).unwrap();
                 let rpc_config = RpcConfig {

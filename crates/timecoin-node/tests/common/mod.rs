@@ -6,79 +6,26 @@
     clippy::indexing_slicing,
     clippy::panic,
     dead_code,
+    unused_imports,
     unreachable_pub
 )]
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use timecoin_crypto::{Address, SecretKey};
-use timecoin_net::{NetConfig, NodeIdentity, SeedPeer, TcpNetwork};
-use timecoin_node::runner::{self, NodeHandle};
-use timecoin_node::{NodeBuilder, NodeConfig, NodeStatus};
-use timecoin_storage::{ChainDb, ChainStore, ConsensusStateStore};
+use timecoin_crypto::Address;
+use timecoin_net::SeedPeer;
+use timecoin_node::NodeStatus;
+use timecoin_node::runner::NodeHandle;
 use timecoin_types::{Amount, Genesis, Transaction, TxBuilder};
 
-pub type Db = Arc<ChainDb<timecoin_storage::MemoryEngine>>;
-
-/// One running validator.
-pub struct Running {
-    pub handle: NodeHandle,
-    pub network: TcpNetwork,
-    pub thread: std::thread::JoinHandle<()>,
-    pub db: Db,
-}
-
-/// Loopback settings: every node shares 127.0.0.1, so more than one connection per address.
-pub fn local_net(seeds: Vec<SeedPeer>) -> NetConfig {
-    NetConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        max_per_ip: 16,
-        seeds,
-        ..NetConfig::default()
-    }
-}
+pub use timecoin_node::testing::{LocalValidator as Running, loopback_net as local_net};
 
 /// Starts the `n` validators of `genesis` (which must be `Genesis::local(n)`); node `i` dials every
 /// node before it, so all end up connected. Returns them with seeds naming each.
 pub async fn start(genesis: &Genesis, n: usize) -> (Vec<Running>, Vec<SeedPeer>) {
-    let chain = genesis.params.chain_id;
-    let genesis_hash = genesis.block().hash().0;
-    let mut nodes = Vec::new();
-    let mut seeds: Vec<SeedPeer> = Vec::new();
-    for i in 0..n {
-        let node_key = SecretKey::from_seed(&[100 + i as u8; 32]);
-        let identity = NodeIdentity::new(node_key, chain, genesis_hash)
-            .with_operator(Genesis::local_validator_key(i));
-        let id = identity.peer_id();
-        let (network, events) = TcpNetwork::bind(local_net(seeds.clone()), identity)
-            .await
-            .unwrap();
-        seeds.push(SeedPeer {
-            addr: network.local_addr().unwrap(),
-            key: Some(id),
-        });
-        let db: Db = Arc::new(ChainDb::memory(genesis).unwrap());
-        let node = NodeBuilder::new(NodeConfig::new(genesis), genesis.clone())
-            .store(
-                db.clone() as Arc<dyn ChainStore>,
-                db.clone() as Arc<dyn ConsensusStateStore>,
-            )
-            .network(Arc::new(network.clone()))
-            .signer(Arc::new(Genesis::local_validator_key(i)))
-            .build()
-            .unwrap();
-        let (handle, thread) =
-            runner::spawn(node, events, tokio::runtime::Handle::current()).unwrap();
-        nodes.push(Running {
-            handle,
-            network,
-            thread,
-            db,
-        });
-    }
-    (nodes, seeds)
+    timecoin_node::testing::start_local_validators(genesis, n, 100)
+        .await
+        .unwrap()
 }
 
 /// Waits until every node has `peers` peers.
