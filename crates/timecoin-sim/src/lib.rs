@@ -48,5 +48,7 @@ mod simulation;
 pub use byzantine::{Behavior, Strategy};
 pub use checker::InvariantChecker;
 pub use error::{SimError, Violation};
-pub use node::{DurableState, HostTiming, NodeSpec, NodeStats, Packet, SimNode, Wallet};
+pub use node::{
+    DurableState, HostTiming, NodeSpec, NodeStats, Packet, SimNode, StateSyncReport, Wallet,
+};
 pub use simulation::{FAST_MAX_TIMEOUT, LIVENESS_BOUND_MS, SimConfig, Simulation};

@@ -1016,109 +1016,114 @@ fn a_late_node_state_syncs_past_a_lying_peer_and_ends_with_the_honest_state() {
     );
 }
 
+/// Restarts crashed node `id` with an empty disk and state sync (one-output pages, `header_batch`
+/// headers per request, short timeouts), runs until the sync is over, and returns what it did.
+fn state_sync_node(
+    sim: &mut Simulation,
+    id: NodeId,
+    min_lag: u64,
+    header_batch: u32,
+    max_restarts: u32,
+) -> Result<timecoin_sim::StateSyncReport, Failure> {
+    let config = timecoin_node::statesync::StateSyncConfig {
+        min_lag,
+        status_wait: std::time::Duration::from_millis(300),
+        request_timeout: std::time::Duration::from_millis(1_000),
+        page_size: 1,
+        header_batch,
+        max_restarts,
+        max_peers: 8,
+    };
+    sim.restart_with_state_sync(id, config)
+        .map_err(|e| fail(sim, e))?;
+    let deadline = sim.now() + DEADLINE;
+    let synced = sim
+        .run_while(deadline, |sim| {
+            sim.node(id).is_some_and(|n| !n.is_state_syncing())
+        })
+        .map_err(|e| fail(sim, e))?;
+    ensure(synced, sim, "the state sync never ended")?;
+    Ok(sim.node(id).unwrap().state_sync().cloned().unwrap())
+}
+
 /// One run of the scenario above; `lossy` loses 10 % and duplicates 2 % of the messages while the node
 /// syncs and follows.
 fn late_node_state_sync(seed: u64, lossy: bool) -> Result<Millis, Failure> {
-    use timecoin_node::statesync::StateSyncConfig;
-    {
-        {
-            let mut config = SimConfig::new(seed, 4)
-                .with_behavior(2, Behavior::HeaderLiar)
-                .with_behavior(3, Behavior::SnapshotLiar);
-            config.extra_nodes = 1;
-            config.txs_per_block = 0;
-            // The chain idles between blocks, as a real one does (the seed's block time is 600 s); a
-            // page can only be served at the server's tip.
-            config.timing.empty_block_interval_ms = 3_000;
-            let genesis = config.genesis.clone();
-            let mut sim = new_sim(config)?;
-            sim.crash(4).map_err(|e| fail(&sim, e))?;
-            // Transfers split the genesis coins, so the set spans several pages.
-            for owner in 0..3 {
-                let tx = genesis_transfer(&genesis, owner, owner + 1, 1_000);
-                let txid = tx.txid();
-                sim.submit(owner, tx).map_err(|e| fail(&sim, e))?;
-                let deadline = sim.now() + DEADLINE;
-                let done = sim
-                    .run_while(deadline, |sim| included_at(sim, 0, &txid).is_some())
-                    .map_err(|e| fail(&sim, e))?;
-                ensure(done, &sim, "a transfer was never finalized")?;
-            }
-            sim.run_until_height(6, sim.now() + DEADLINE)
-                .map_err(|e| fail(&sim, e))?;
-            let started = sim.now();
-            if lossy {
-                sim.set_network(NetworkConfig {
-                    loss_ppm: 100_000,
-                    duplicate_ppm: 20_000,
-                    ..NetworkConfig::default()
-                });
-            }
-            sim.restart_with_state_sync(
-                4,
-                StateSyncConfig {
-                    min_lag: 3,
-                    status_wait: std::time::Duration::from_millis(300),
-                    request_timeout: std::time::Duration::from_millis(1_000),
-                    page_size: 1,
-                    header_batch: 1,
-                    max_restarts: 20,
-                    max_peers: 8,
-                },
-            )
+    let mut config = SimConfig::new(seed, 4)
+        .with_behavior(2, Behavior::HeaderLiar)
+        .with_behavior(3, Behavior::SnapshotLiar);
+    config.extra_nodes = 1;
+    config.txs_per_block = 0;
+    // The chain idles between blocks, as a real one does (the seed's block time is 600 s); a
+    // page can only be served at the server's tip.
+    config.timing.empty_block_interval_ms = 3_000;
+    let genesis = config.genesis.clone();
+    let mut sim = new_sim(config)?;
+    sim.crash(4).map_err(|e| fail(&sim, e))?;
+    // Transfers split the genesis coins, so the set spans several pages.
+    for owner in 0..3 {
+        let tx = genesis_transfer(&genesis, owner, owner + 1, 1_000);
+        let txid = tx.txid();
+        sim.submit(owner, tx).map_err(|e| fail(&sim, e))?;
+        let deadline = sim.now() + DEADLINE;
+        let done = sim
+            .run_while(deadline, |sim| included_at(sim, 0, &txid).is_some())
             .map_err(|e| fail(&sim, e))?;
-            let deadline = sim.now() + DEADLINE;
-            let synced = sim
-                .run_while(deadline, |sim| {
-                    sim.node(4).is_some_and(|n| !n.is_state_syncing())
-                })
-                .map_err(|e| fail(&sim, e))?;
-            ensure(synced, &sim, "the state sync never ended")?;
-            let report = sim.node(4).unwrap().state_sync().cloned().unwrap();
-            if std::env::var("SIM_VERBOSE").is_ok() {
-                println!("seed {seed}: {report:?}");
-            }
-            match report.imported_at {
-                Some(base) => ensure(
-                    report.stats.headers == base && report.stats.pages >= 3,
-                    &sim,
-                    "the walk covered every height and the set came in several pages",
-                )?,
-                // With loss, enough lost answers in a row make it give up and block-sync: allowed.
-                None => ensure(
-                    lossy,
-                    &sim,
-                    &format!("no snapshot was imported: {report:?}"),
-                )?,
-            }
-            let mut penalised = report.penalised.clone();
-            penalised.sort_unstable();
-            ensure(
-                penalised.iter().all(|p| [2, 3].contains(p)),
-                &sim,
-                "an honest peer was penalised",
-            )?;
-            // Without loss, header requests (one header each) rotate over the four peers, so the header
-            // liar answers one and is penalised at once; pages rotate over the three left, so the snapshot
-            // liar serves one of the first attempt's pages: that attempt fails, and it is found and
-            // penalised. With loss, rotation skips whoever a lost answer left unheard.
-            ensure(
-                lossy || (report.stats.mismatches >= 1 && penalised == vec![2, 3]),
-                &sim,
-                "a forgery went unnoticed",
-            )?;
-            // From the base on, the node follows the chain like any other.
-            let target = sim.agreed_height() + 2;
-            sim.run_until_height(target, sim.now() + DEADLINE)
-                .map_err(|e| fail(&sim, e))?;
-            ensure(
-                sim.node(4).unwrap().finalized_height() >= target,
-                &sim,
-                "the synced node did not follow the chain",
-            )?;
-            Ok(sim.now() - started)
-        }
+        ensure(done, &sim, "a transfer was never finalized")?;
     }
+    sim.run_until_height(6, sim.now() + DEADLINE)
+        .map_err(|e| fail(&sim, e))?;
+    let started = sim.now();
+    if lossy {
+        sim.set_network(NetworkConfig {
+            loss_ppm: 100_000,
+            duplicate_ppm: 20_000,
+            ..NetworkConfig::default()
+        });
+    }
+    let report = state_sync_node(&mut sim, 4, 3, 1, 20)?;
+    if std::env::var("SIM_VERBOSE").is_ok() {
+        println!("seed {seed}: {report:?}");
+    }
+    match report.imported_at {
+        Some(base) => ensure(
+            report.stats.headers == base && report.stats.pages >= 3,
+            &sim,
+            "the walk covered every height and the set came in several pages",
+        )?,
+        // With loss, enough lost answers in a row make it give up and block-sync: allowed.
+        None => ensure(
+            lossy,
+            &sim,
+            &format!("no snapshot was imported: {report:?}"),
+        )?,
+    }
+    let mut penalised = report.penalised.clone();
+    penalised.sort_unstable();
+    ensure(
+        penalised.iter().all(|p| [2, 3].contains(p)),
+        &sim,
+        "an honest peer was penalised",
+    )?;
+    // Without loss, header requests (one header each) rotate over the four peers, so the header
+    // liar answers one and is penalised at once; pages rotate over the three left, so the snapshot
+    // liar serves one of the first attempt's pages: that attempt fails, and it is found and
+    // penalised. With loss, rotation skips whoever a lost answer left unheard.
+    ensure(
+        lossy || (report.stats.mismatches >= 1 && penalised == vec![2, 3]),
+        &sim,
+        "a forgery went unnoticed",
+    )?;
+    // From the base on, the node follows the chain like any other.
+    let target = sim.agreed_height() + 2;
+    sim.run_until_height(target, sim.now() + DEADLINE)
+        .map_err(|e| fail(&sim, e))?;
+    ensure(
+        sim.node(4).unwrap().finalized_height() >= target,
+        &sim,
+        "the synced node did not follow the chain",
+    )?;
+    Ok(sim.now() - started)
 }
 
 /// State sync where it cannot or need not import: a chain shorter than `min_lag` (the node falls back
@@ -1127,7 +1132,6 @@ fn late_node_state_sync(seed: u64, lossy: bool) -> Result<Millis, Failure> {
 /// the honest chain and follows it.
 #[test]
 fn state_sync_falls_back_to_block_sync_when_the_chain_is_short_or_never_idles() {
-    use timecoin_node::statesync::StateSyncConfig;
     over_seeds(
         "state_sync_falls_back_to_block_sync_when_the_chain_is_short_or_never_idles",
         "",
@@ -1145,28 +1149,9 @@ fn state_sync_falls_back_to_block_sync_when_the_chain_is_short_or_never_idles() 
                 sim.run_until_height(6, DEADLINE)
                     .map_err(|e| fail(&sim, e))?;
                 let started = sim.now();
-                sim.restart_with_state_sync(
-                    4,
-                    StateSyncConfig {
-                        // Short: nobody is 100 ahead. Busy: import from 3, with little patience.
-                        min_lag: if busy { 3 } else { 100 },
-                        status_wait: std::time::Duration::from_millis(300),
-                        request_timeout: std::time::Duration::from_millis(1_000),
-                        page_size: 1,
-                        header_batch: 4,
-                        max_restarts: 2,
-                        max_peers: 8,
-                    },
-                )
-                .map_err(|e| fail(&sim, e))?;
-                let deadline = sim.now() + DEADLINE;
-                let synced = sim
-                    .run_while(deadline, |sim| {
-                        sim.node(4).is_some_and(|n| !n.is_state_syncing())
-                    })
-                    .map_err(|e| fail(&sim, e))?;
-                ensure(synced, &sim, "the state sync never ended")?;
-                let report = sim.node(4).unwrap().state_sync().cloned().unwrap();
+                // Short: nobody is 100 ahead. Busy: import from 3, with little patience.
+                let min_lag = if busy { 3 } else { 100 };
+                let report = state_sync_node(&mut sim, 4, min_lag, 4, 2)?;
                 if std::env::var("SIM_VERBOSE").is_ok() {
                     println!("seed {seed} busy {busy}: {report:?}");
                 }
