@@ -81,7 +81,7 @@ fn decoding_never_costs_more_memory_than_a_bounded_multiple_of_the_input() {
     }
     // The attack first, while the heap is fresh: a 4 MiB block of a million empty transactions used to
     // decode into ~300 MiB.
-    let count = (Block::MAX_ENCODED_LEN - 200) / 4;
+    let count = (Block::MAX_ENCODED_LEN - 400) / 4;
     let attack = block_of_empty_transactions(count);
     assert!(attack.len() <= Block::MAX_ENCODED_LEN);
     let (result, grew) = peak_growth(|| Block::decode(&attack)).unwrap();
