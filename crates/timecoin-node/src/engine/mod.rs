@@ -22,9 +22,10 @@ use timecoin_consensus::{
     Core, Input, Message, Output, Signer, Timeout, ValidatorRegistry, ValidatorSet, WalEntry,
 };
 use timecoin_crypto::{ChainId, PublicKey, SigDomain, Signature};
-use timecoin_mempool::Mempool;
+use timecoin_mempool::{Mempool, MempoolError};
 use timecoin_net::{Channel, Misbehavior, NetEvent, PeerId};
 use timecoin_storage::{ChainStore, ConsensusStateStore, HostRecord};
+use timecoin_types::TypesError;
 use timecoin_types::{
     BlockHash, ChainParams, CommitCertificate, Genesis, Height, Transaction, TxId, WellFormedBlock,
     Wire,
@@ -159,6 +160,9 @@ pub struct EngineStats {
     pub txs_received: u64,
     /// Transactions the mempool admitted.
     pub txs_admitted: u64,
+    /// Gossiped transactions held back because an input was not final here yet, and admitted once it
+    /// was.
+    pub orphans_admitted: u64,
     /// Blocks this node built as leader.
     pub proposed: u64,
     /// Blocks finalized.
@@ -256,6 +260,12 @@ pub struct Engine {
     resend_height: Option<Height>,
     feeding: bool,
     admitted_in_batch: bool,
+    /// Gossiped transactions refused only because an input is not in the finalized set here yet: the
+    /// block that creates it is final elsewhere but not applied here. The network delivers a
+    /// transaction to the engine once, so without this a leader that was one block behind when the
+    /// gossip arrived would never propose it. Retried after each finalized block, for
+    /// [`ORPHAN_HEIGHTS`] blocks; at most [`MAX_ORPHANS`].
+    orphans: std::collections::VecDeque<(Height, Transaction, Bytes)>,
     offenders: Vec<PublicKey>,
     failure: Option<String>,
     stats: EngineStats,
@@ -355,6 +365,7 @@ impl Engine {
             resend_height: None,
             feeding: false,
             admitted_in_batch: false,
+            orphans: std::collections::VecDeque::new(),
             offenders: Vec::new(),
             failure: None,
             stats,
@@ -652,6 +663,7 @@ impl Engine {
             transactions: block.transactions.len(),
         });
         self.continue_sync();
+        self.retry_orphans();
         self.pending_start = Some((next, self.now()));
         if self.sync.has_buffered(next) {
             self.start_pending();
@@ -710,7 +722,42 @@ impl Engine {
                 return Err(e.into());
             }
         };
-        self.admit(tx, Bytes::copy_from_slice(bytes))
+        let bytes = Bytes::copy_from_slice(bytes);
+        match self.admit(tx.clone(), bytes.clone()) {
+            Err(NodeError::Mempool(MempoolError::Invalid {
+                source: TypesError::MissingInput { .. },
+                ..
+            })) if from.is_some() => {
+                if self.orphans.len() >= MAX_ORPHANS {
+                    self.orphans.pop_front();
+                }
+                let txid = tx.txid();
+                self.orphans.push_back((self.tip.0, tx, bytes));
+                Err(NodeError::Refused(format!(
+                    "transaction {txid} spends an output not final here yet; held for {ORPHAN_HEIGHTS} blocks"
+                )))
+            }
+            other => other,
+        }
+    }
+
+    /// After a block: admits the held transactions whose inputs it created, forgets those held too
+    /// long or refused for another reason.
+    fn retry_orphans(&mut self) {
+        let tip = self.tip.0;
+        for (held_at, tx, bytes) in std::mem::take(&mut self.orphans) {
+            if tip.saturating_sub(held_at) > ORPHAN_HEIGHTS {
+                continue;
+            }
+            match self.admit(tx.clone(), bytes.clone()) {
+                Ok(_) => self.stats.orphans_admitted += 1,
+                Err(NodeError::Mempool(MempoolError::Invalid {
+                    source: TypesError::MissingInput { .. },
+                    ..
+                })) => self.orphans.push_back((held_at, tx, bytes)),
+                Err(_) => {}
+            }
+        }
     }
 
     fn submit(&mut self, tx: Transaction) -> Result<TxId, NodeError> {
@@ -893,6 +940,12 @@ impl timecoin_consensus::Host for EngineHost<'_> {
 
 /// The host record holding the reward pool after each block (8 bytes, little-endian satoshis).
 pub(crate) const REWARD_POOL_RECORD: &str = "node/reward-pool";
+
+/// Most gossiped transactions held while an input is not final here yet (see `Engine::orphans`).
+pub const MAX_ORPHANS: usize = 1_000;
+
+/// Blocks a held transaction is retried for before it is forgotten.
+pub const ORPHAN_HEIGHTS: Height = 3;
 /// The host record holding the validator registry's snapshot after the last block that changed a set.
 pub(crate) const REGISTRY_RECORD: &str = "node/registry";
 
