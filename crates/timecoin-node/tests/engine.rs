@@ -404,3 +404,44 @@ fn sync_penalizes_a_falling_height_and_a_block_whose_certificate_does_not_verify
         timecoin_node::SyncStatus::Syncing { target: 5 }
     );
 }
+
+/// A transaction gossiped before the block that creates its input is final here is not lost: the
+/// network hands it over once, so the engine holds it and admits it once the block is applied (a
+/// leader one block behind once left such a transaction waiting for its 1 s heartbeat).
+#[test]
+fn a_gossiped_transaction_whose_input_is_not_final_here_yet_is_held_then_admitted() {
+    use timecoin_consensus::CertifiedBlock;
+    use timecoin_net::Channel;
+    use timecoin_node::wire::SyncMessage;
+    use timecoin_storage::ChainStore;
+    use timecoin_storage::testing::BlockFactory;
+    use timecoin_types::{OutPoint, Wire};
+    let (mut node, genesis, peers) = member_of_four();
+    let factory = BlockFactory::local(4);
+    assert_eq!(factory.genesis(), &genesis);
+    // Block 1, final elsewhere: a transfer of genesis coin 0.
+    let elsewhere = ChainDb::memory(&genesis).unwrap();
+    let parent = factory.transfer(&[genesis.utxos()[0]], 2).unwrap();
+    let (block, certificate) = factory
+        .seal_block(&elsewhere, vec![parent.clone()])
+        .unwrap();
+    elsewhere.apply_finalized(&block, &certificate).unwrap();
+    // Its child arrives first.
+    let output = OutPoint {
+        txid: parent.txid(),
+        vout: 0,
+    };
+    let child = factory
+        .transfer(&[(output, parent.outputs[0].clone())], 1)
+        .unwrap();
+    node.handle(10, message(peers[0], Channel::Transactions, child.encode()));
+    assert_eq!(node.engine().mempool().len(), 0);
+    // Block 1 arrives by sync; once it is applied the child is admitted.
+    let status = SyncMessage::Status { height: 1 }.encode();
+    node.handle(20, message(peers[1], Channel::Sync, status));
+    let certified = SyncMessage::Block(CertifiedBlock { block, certificate });
+    node.handle(30, message(peers[1], Channel::Sync, certified.encode()));
+    assert_eq!(node.engine().finalized_height(), 1);
+    assert_eq!(node.engine().stats().orphans_admitted, 1);
+    assert!(node.engine().mempool().contains(&child.txid()));
+}
