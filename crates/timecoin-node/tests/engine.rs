@@ -431,9 +431,7 @@ fn a_gossiped_transaction_whose_input_is_not_final_here_yet_is_held_then_admitte
         txid: parent.txid(),
         vout: 0,
     };
-    let child = factory
-        .transfer(&[(output, parent.outputs[0].clone())], 1)
-        .unwrap();
+    let child = factory.transfer(&[(output, parent.outputs[0])], 1).unwrap();
     node.handle(10, message(peers[0], Channel::Transactions, child.encode()));
     assert_eq!(node.engine().mempool().len(), 0);
     // Block 1 arrives by sync; once it is applied the child is admitted.
