@@ -992,13 +992,8 @@ impl<E: KvEngine> StateSync<E> {
             self.fall_back();
             return;
         };
-        match import.discard() {
-            Ok(engine) => self.engine = Some(engine),
-            Err(e) => {
-                warn!(%e, "state sync: cannot discard the import");
-                self.phase = Phase::Done;
-                return;
-            }
+        if !self.discard(import) {
+            return;
         }
         if let [only] = servers.as_slice() {
             // One peer served the whole set and it does not hash to the certified commitment.
@@ -1011,18 +1006,43 @@ impl<E: KvEngine> StateSync<E> {
             self.suspect = std::mem::take(&mut self.served);
         }
         self.served.clear();
-        self.restarts += 1;
-        if self.restarts > self.config.max_restarts {
-            warn!(
-                restarts = self.restarts,
-                "state sync: too many failed imports; falling back"
-            );
-            self.fall_back();
+        if self.restart_budget_spent("too many failed imports") {
             return;
         }
         self.single = self.pick(Asked::Page, self.target);
         info!(single = ?self.single, "state sync: the set did not match its commitment; importing again from one peer");
         self.begin_import(&base);
+    }
+
+    /// Deletes what `import` wrote and keeps the empty engine for the next import; `false` (and the sync
+    /// over, with no store to fall back on) if the delete failed.
+    fn discard(&mut self, import: SnapshotImport<E>) -> bool {
+        match import.discard() {
+            Ok(engine) => {
+                self.engine = Some(engine);
+                true
+            }
+            Err(e) => {
+                warn!(%e, "state sync: cannot discard the import");
+                self.phase = Phase::Done;
+                false
+            }
+        }
+    }
+
+    /// Counts one more import begun again; past [`StateSyncConfig::max_restarts`] it falls back and
+    /// says so (`true`).
+    fn restart_budget_spent(&mut self, why: &str) -> bool {
+        self.restarts += 1;
+        if self.restarts <= self.config.max_restarts {
+            return false;
+        }
+        warn!(
+            restarts = self.restarts,
+            why, "state sync: falling back to block sync"
+        );
+        self.fall_back();
+        true
     }
 
     /// After an honest import: every peer whose page of the failed attempt differs from the honest page
@@ -1060,23 +1080,12 @@ impl<E: KvEngine> StateSync<E> {
         if best <= self.target {
             return;
         }
-        if let Some(import) = self.import.take() {
-            match import.discard() {
-                Ok(engine) => self.engine = Some(engine),
-                Err(e) => {
-                    warn!(%e, "state sync: cannot discard the import");
-                    self.phase = Phase::Done;
-                    return;
-                }
-            }
+        if let Some(import) = self.import.take()
+            && !self.discard(import)
+        {
+            return;
         }
-        self.restarts += 1;
-        if self.restarts > self.config.max_restarts {
-            warn!(
-                restarts = self.restarts,
-                "state sync: the chain keeps moving; falling back"
-            );
-            self.fall_back();
+        if self.restart_budget_spent("the chain keeps moving") {
             return;
         }
         info!(
