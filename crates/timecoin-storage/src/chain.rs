@@ -20,7 +20,8 @@ use crate::record::{self, TipRecord};
 use crate::scan::{ChunkedScan, SCAN_CHUNK, for_each_in_range, successor};
 use crate::wal::{WalState, count_wal};
 use crate::{
-    BlockStore, ChainStore, ChainTip, HostRecord, StorageError, StoredBlock, UtxoPage, UtxoState,
+    BlockStore, ChainStore, ChainTip, HostRecord, PruneReport, StorageError, StoredBlock,
+    StoredHeader, UtxoPage, UtxoState,
 };
 
 /// The chain's state in memory, changed only after the engine has made the change durable.
@@ -34,6 +35,7 @@ struct ChainState {
 pub(crate) struct LoadedChain {
     genesis_hash: BlockHash,
     base_height: Height,
+    body_floor: Height,
     state: ChainState,
     wal: WalState,
 }
@@ -57,6 +59,8 @@ pub struct ChainDb<E: KvEngine = AnyEngine> {
     genesis_hash: BlockHash,
     /// The lowest block held: 0 for a chain grown from genesis, the snapshot's height for an imported one.
     base_height: Height,
+    /// Every block from here to the tip holds its body; below it only the ones a prune kept do.
+    pub(crate) body_floor: std::sync::atomic::AtomicU64,
     state: RwLock<ChainState>,
     /// Serializes block application, so the state read at its start is the state it commits on top of.
     writer: Mutex<()>,
@@ -208,11 +212,24 @@ impl<E: KvEngine> ChainDb<E> {
                 ),
             });
         }
+        let body_floor = match engine.get(record::BODY_FLOOR_KEY)? {
+            Some(bytes) => record::open_body_floor(&bytes)?,
+            None => base_height,
+        };
+        if body_floor > tip.height {
+            return Err(StorageError::Corruption {
+                what: "body floor",
+                detail: format!("floor {body_floor} is above tip {}", tip.height),
+            });
+        }
+        // A prune that committed but crashed before giving the bytes back finishes here.
+        crate::prune::finish_discard(engine)?;
         let cache = warm_cache(engine, config.utxo_cache_entries(), tip.utxo_count)?;
         let wal = count_wal(engine)?;
         info!(
             height = tip.height,
             base = base_height,
+            body_floor,
             utxos = tip.utxo_count,
             cached = cache.len(),
             complete = cache.is_complete(),
@@ -222,6 +239,7 @@ impl<E: KvEngine> ChainDb<E> {
         Ok(LoadedChain {
             genesis_hash,
             base_height,
+            body_floor: body_floor.max(base_height),
             state: ChainState {
                 tip,
                 utxo_hash,
@@ -236,6 +254,7 @@ impl<E: KvEngine> ChainDb<E> {
             engine,
             genesis_hash: loaded.genesis_hash,
             base_height: loaded.base_height,
+            body_floor: std::sync::atomic::AtomicU64::new(loaded.body_floor),
             state: RwLock::new(loaded.state),
             writer: Mutex::new(()),
             wal: Mutex::new(loaded.wal),
@@ -420,18 +439,25 @@ impl<E: KvEngine> ChainDb<E> {
         let tip = state.tip.clone();
         let mut parent = BlockHash(Hash::ZERO);
         let mut tip_header = None;
+        let floor = self.body_floor();
         for height in self.base_height..=tip.height {
-            let stored = self
-                .block_at(height)?
-                .ok_or_else(|| StorageError::Corruption {
-                    what: "chain",
-                    detail: format!("block {height} is missing below tip {}", tip.height),
-                })?;
-            let hash = stored.block.hash();
+            // Above the floor the body itself must be there; below it, a pruned body's header will do.
+            let stored = if height >= floor {
+                self.block_at(height)?.map(|stored| StoredHeader {
+                    header: stored.block.header,
+                    certificate: stored.certificate,
+                })
+            } else {
+                self.header_at(height)?
+            }
+            .ok_or_else(|| StorageError::Corruption {
+                what: "chain",
+                detail: format!("block {height} is missing below tip {}", tip.height),
+            })?;
+            let hash = stored.header.hash();
             // The base block's parent lies below the base: only the blocks above it link to one held.
-            let linked =
-                height == self.base_height && height > 0 || stored.block.header.parent == parent;
-            if stored.block.header.height != height || !linked {
+            let linked = height == self.base_height && height > 0 || stored.header.parent == parent;
+            if stored.header.height != height || !linked {
                 return Err(StorageError::Corruption {
                     what: "chain",
                     detail: format!("block {height} does not link to its parent"),
@@ -450,7 +476,7 @@ impl<E: KvEngine> ChainDb<E> {
                 });
             }
             parent = hash;
-            tip_header = Some(stored.block.header);
+            tip_header = Some(stored.header);
         }
         if parent != tip.hash {
             return Err(StorageError::Corruption {
@@ -523,6 +549,53 @@ impl<E: KvEngine> ChainDb<E> {
             Some(cert)
         };
         Ok(Some(StoredBlock { block, certificate }))
+    }
+
+    /// The header at `height` from its body or, where the body was pruned, from the header kept for it,
+    /// with its certificate checked to name it.
+    pub(crate) fn header_at(&self, height: Height) -> Result<Option<StoredHeader>, StorageError> {
+        if let Some(stored) = self.block_at(height)? {
+            return Ok(Some(StoredHeader {
+                header: stored.block.header,
+                certificate: stored.certificate,
+            }));
+        }
+        let key = record::height_key(record::PRUNED_HEADER, height);
+        let Some(value) = self.engine.get(&key)? else {
+            return Ok(None);
+        };
+        let header = record::open_pruned_header(&key, &value)?;
+        if header.height != height {
+            return Err(StorageError::Corruption {
+                what: "pruned block's header",
+                detail: format!("stored at height {height}, says {}", header.height),
+            });
+        }
+        // Genesis is never pruned (the floor starts above it only once a block follows), but a
+        // header without a certificate must not pass for a certified one either way.
+        let key = record::height_key(record::CERTIFICATE, height);
+        let value = self
+            .engine
+            .get(&key)?
+            .ok_or_else(|| StorageError::Corruption {
+                what: "certificate",
+                detail: format!("pruned block {height} has no certificate"),
+            })?;
+        let cert = record::open_certificate(&key, &value)?;
+        if cert.block_hash != header.hash() {
+            return Err(StorageError::Corruption {
+                what: "certificate",
+                detail: format!("certificate at height {height} is for another block"),
+            });
+        }
+        Ok(Some(StoredHeader {
+            header,
+            certificate: Some(cert),
+        }))
+    }
+
+    pub(crate) fn body_floor(&self) -> Height {
+        self.body_floor.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn height_of_hash(&self, hash: &BlockHash) -> Result<Option<Height>, StorageError> {
@@ -759,12 +832,34 @@ impl<E: KvEngine> BlockStore for ChainDb<E> {
         if height > tip || height < self.base_height {
             return Ok(None);
         }
-        self.block_at(height)?
+        match self.block_at(height)? {
+            Some(stored) => Ok(Some(stored)),
+            // Below the floor a missing body was pruned; its header says the block existed.
+            None if height < self.body_floor() => Ok(None),
+            None => Err(StorageError::Corruption {
+                what: "chain",
+                detail: format!("block {height} is missing below tip {tip}"),
+            }),
+        }
+    }
+
+    fn header(&self, height: Height) -> Result<Option<StoredHeader>, StorageError> {
+        self.check_halted()?;
+        let tip = self.state.read().tip.height;
+        if height > tip || height < self.base_height {
+            return Ok(None);
+        }
+        self.header_at(height)?
             .map(Some)
             .ok_or_else(|| StorageError::Corruption {
                 what: "chain",
-                detail: format!("block {height} is missing below tip {tip}"),
+                detail: format!("header {height} is missing below tip {tip}"),
             })
+    }
+
+    fn body_floor(&self) -> Result<Height, StorageError> {
+        self.check_halted()?;
+        Ok(self.body_floor())
     }
 
     fn block_by_hash(&self, hash: &BlockHash) -> Result<Option<StoredBlock>, StorageError> {
@@ -772,12 +867,10 @@ impl<E: KvEngine> BlockStore for ChainDb<E> {
         let Some(height) = self.height_of(hash)? else {
             return Ok(None);
         };
-        let stored = self
-            .block(height)?
-            .ok_or_else(|| StorageError::Corruption {
-                what: "block hash index",
-                detail: format!("{hash} indexed at height {height}, above the tip"),
-            })?;
+        let Some(stored) = self.block(height)? else {
+            // `height_of` answers only at or below the tip: the body was pruned.
+            return Ok(None);
+        };
         if stored.block.hash() != *hash {
             return Err(StorageError::Corruption {
                 what: "block hash index",
@@ -986,6 +1079,27 @@ impl<E: KvEngine> ChainStore for ChainDb<E> {
             hash,
         });
         Ok(commitment)
+    }
+
+    fn prune_bodies(
+        &self,
+        below: Height,
+        max_blocks: usize,
+        keep: &dyn Fn(&timecoin_types::BlockHeader, Option<&timecoin_types::BlockHeader>) -> bool,
+    ) -> Result<PruneReport, StorageError> {
+        self.check_halted()?;
+        // Blocks are applied under the writer lock; holding it keeps the tip still while bodies below it
+        // go, and keeps two prunes from racing on the floor.
+        let _writer = self.writer.lock();
+        let tip = self.state.read().tip.height;
+        // A failed commit halts the store (in `commit`); a failed read or discard leaves memory and disk
+        // agreeing, and the next call (or open) retries the discard.
+        crate::prune::prune(self, tip, below, max_blocks, keep)
+    }
+
+    fn size_on_disk(&self) -> Result<Option<u64>, StorageError> {
+        self.check_halted()?;
+        self.engine.size_on_disk()
     }
 
     fn utxo_page(&self, after: Option<&OutPoint>, limit: usize) -> Result<UtxoPage, StorageError> {

@@ -116,6 +116,22 @@ pub trait KvEngine: Send + Sync + 'static {
 
     /// Cuts the log to `len` bytes, durably.
     fn truncate_log(&self, len: u64) -> Result<(), StorageError>;
+
+    /// Gives back the space of `len` bytes at `offset`, which nothing refers to any more (pruned block
+    /// bodies): offsets of the bytes around them do not move, and a later read of the range returns
+    /// bytes that fail their checksum. Idempotent, since a crash may repeat it.
+    ///
+    /// The default keeps the bytes: correct, only not smaller.
+    fn discard_log(&self, offset: u64, len: u64) -> Result<(), StorageError> {
+        let _ = (offset, len);
+        Ok(())
+    }
+
+    /// Bytes the engine occupies on its medium (for a file, the blocks allocated, so a discarded range
+    /// no longer counts); `None` when it cannot tell.
+    fn size_on_disk(&self) -> Result<Option<u64>, StorageError> {
+        Ok(None)
+    }
 }
 
 fn log_out_of_range(offset: u64, len: usize, log_len: u64) -> StorageError {
@@ -215,6 +231,25 @@ impl KvEngine for MemoryEngine {
         let mut log = self.log.write();
         log.truncate(usize::try_from(len).unwrap_or(usize::MAX));
         Ok(())
+    }
+
+    fn discard_log(&self, offset: u64, len: u64) -> Result<(), StorageError> {
+        // A vector cannot give back its middle; zeroes make a stray read of the range fail as it would
+        // on a file with a hole.
+        let mut log = self.log.write();
+        let end = offset.saturating_add(len).min(log.len() as u64);
+        let (Ok(start), Ok(end)) = (usize::try_from(offset), usize::try_from(end)) else {
+            return Ok(());
+        };
+        if let Some(range) = log.get_mut(start..end) {
+            range.fill(0);
+        }
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Result<Option<u64>, StorageError> {
+        let map: usize = self.map.read().iter().map(|(k, v)| k.len() + v.len()).sum();
+        Ok(Some((map + self.log.read().len()) as u64))
     }
 }
 
@@ -391,6 +426,18 @@ impl KvEngine for SledEngine {
     fn truncate_log(&self, len: u64) -> Result<(), StorageError> {
         self.log.truncate(len)
     }
+
+    fn discard_log(&self, offset: u64, len: u64) -> Result<(), StorageError> {
+        self.log.discard(offset, len)
+    }
+
+    fn size_on_disk(&self) -> Result<Option<u64>, StorageError> {
+        let sled = self
+            .db
+            .size_on_disk()
+            .map_err(|e| sled_error("measuring the database", e))?;
+        Ok(Some(sled.saturating_add(self.log.allocated()?)))
+    }
 }
 
 /// Name of the block log beside sled's files.
@@ -474,6 +521,61 @@ impl BlockLogFile {
         read_exact_at(&self.file, &mut buf, offset)
             .map_err(|e| StorageError::io("reading the block log", e))?;
         Ok(buf)
+    }
+
+    /// Punches a hole over the range, so the file system frees its whole blocks; the bytes of partial
+    /// blocks at either end read as zeroes, and the file keeps its length (`KEEP_SIZE`).
+    #[cfg(target_os = "linux")]
+    fn discard(&self, offset: u64, len: u64) -> Result<(), StorageError> {
+        use rustix::fs::{FallocateFlags, fallocate};
+        let log_len = self.len();
+        let len = len.min(log_len.saturating_sub(offset));
+        if len == 0 {
+            return Ok(());
+        }
+        match fallocate(
+            &self.file,
+            FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+            offset,
+            len,
+        ) {
+            // The hole is metadata: synced, so the space a prune reports freed stays freed after a
+            // power loss (rounds are rare, so the sync costs little).
+            Ok(()) => self
+                .file
+                .sync_all()
+                .map_err(|e| StorageError::io("syncing the block log after a discard", e)),
+            // A file system without holes (some network and older ones) keeps the bytes: the prune
+            // still deletes their references, it only frees no space.
+            Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+            Err(e) => Err(StorageError::io(
+                "discarding pruned bodies from the block log",
+                std::io::Error::from(e),
+            )),
+        }
+    }
+
+    /// Elsewhere the bytes stay (see [`KvEngine::discard_log`]'s default).
+    #[cfg(not(target_os = "linux"))]
+    fn discard(&self, _offset: u64, _len: u64) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Bytes the file occupies: its allocated blocks where the platform tells, else its length.
+    fn allocated(&self) -> Result<u64, StorageError> {
+        let meta = self
+            .file
+            .metadata()
+            .map_err(|e| StorageError::io("reading the block log's size", e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Ok(meta.blocks().saturating_mul(512))
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(meta.len())
+        }
     }
 
     fn truncate(&self, new_len: u64) -> Result<(), StorageError> {
@@ -565,6 +667,12 @@ impl KvEngine for AnyEngine {
     fn truncate_log(&self, len: u64) -> Result<(), StorageError> {
         self.inner().truncate_log(len)
     }
+    fn discard_log(&self, offset: u64, len: u64) -> Result<(), StorageError> {
+        self.inner().discard_log(offset, len)
+    }
+    fn size_on_disk(&self) -> Result<Option<u64>, StorageError> {
+        self.inner().size_on_disk()
+    }
 }
 
 /// A shared engine: several stores over time (a reopen in a test, a tool next to the node) see one map.
@@ -592,5 +700,11 @@ impl<E: KvEngine> KvEngine for std::sync::Arc<E> {
     }
     fn truncate_log(&self, len: u64) -> Result<(), StorageError> {
         (**self).truncate_log(len)
+    }
+    fn discard_log(&self, offset: u64, len: u64) -> Result<(), StorageError> {
+        (**self).discard_log(offset, len)
+    }
+    fn size_on_disk(&self) -> Result<Option<u64>, StorageError> {
+        (**self).size_on_disk()
     }
 }

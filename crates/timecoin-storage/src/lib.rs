@@ -98,6 +98,7 @@ mod consensus_state;
 pub mod engine;
 mod error;
 mod import;
+mod prune;
 mod record;
 mod scan;
 mod sync;
@@ -121,6 +122,6 @@ pub use import::{CertifiedBase, ImportRefused, SnapshotImport, StoreContents};
 pub use record::{MAX_HOST_RECORD_BYTES, MAX_HOST_RECORD_NAME};
 pub use sync::UtxoSyncCheck;
 pub use traits::{
-    BlockStore, ChainStore, ChainTip, ConsensusStateStore, HostRecord, StoredBlock, UtxoPage,
-    UtxoState,
+    BlockStore, ChainStore, ChainTip, ConsensusStateStore, HostRecord, PruneReport, StoredBlock,
+    StoredHeader, UtxoPage, UtxoState,
 };

@@ -9,11 +9,14 @@
 //! | `u` ‖ txid ‖ vout (BE) | the unspent [`TxOut`] |
 //! | `b` ‖ height (BE) | offset and length of the [`Block`]'s sealed encoding in the engine's log |
 //! | `c` ‖ height (BE) | its [`CommitCertificate`] (absent for genesis) |
+//! | `p` ‖ height (BE) | the [`BlockHeader`] of a block whose body was pruned (its `b` record is gone) |
 //! | `h` ‖ block hash | its height |
 //! | `m` `t` | the [`TipRecord`]: genesis, tip, UTXO count and multiset-hash state |
 //! | `m` `b` | the base: the height (BE) of the lowest block held, when it is not 0 (a store built by a snapshot import) |
 //! | `m` `i` | the [`ImportRecord`] of an unfinished snapshot import (present exactly while `m` `t` is absent) |
 //! | `m` `p` | the WAL's prune floor: the highest height any `prune_below` has pruned below (BE) |
+//! | `m` `f` | the body floor: every block from it (BE) up holds its body; below it, only kept ones do |
+//! | `m` `q` | log ranges whose bodies a prune deleted and whose bytes are yet to be discarded |
 //! | `m` `x` ‖ name | a host record: the height (BE) of the block it was written with, then its bytes |
 //! | `s` | the last-signed consensus state (opaque) |
 //! | `w` ‖ height (BE) ‖ sequence (BE) ‖ piece (BE) | one consensus WAL entry (opaque), in pieces |
@@ -24,7 +27,9 @@
 use serde::{Deserialize, Serialize};
 use timecoin_crypto::Hash;
 use timecoin_types::codec::{decode_bounded, encode};
-use timecoin_types::{Block, BlockHash, CommitCertificate, Height, OutPoint, TxId, TxOut, Wire};
+use timecoin_types::{
+    Block, BlockHash, BlockHeader, CommitCertificate, Height, OutPoint, TxId, TxOut, Wire,
+};
 
 use crate::StorageError;
 
@@ -32,6 +37,9 @@ pub(crate) const UTXO: u8 = b'u';
 pub(crate) const BLOCK: u8 = b'b';
 pub(crate) const CERTIFICATE: u8 = b'c';
 pub(crate) const HASH_INDEX: u8 = b'h';
+pub(crate) const PRUNED_HEADER: u8 = b'p';
+pub(crate) const BODY_FLOOR_KEY: &[u8] = b"mf";
+pub(crate) const DISCARD_KEY: &[u8] = b"mq";
 pub(crate) const WAL: u8 = b'w';
 pub(crate) const TIP_KEY: &[u8] = b"mt";
 pub(crate) const WAL_PRUNED_KEY: &[u8] = b"mp";
@@ -393,6 +401,63 @@ pub(crate) fn seal_wal_pruned(height: Height) -> Vec<u8> {
 
 pub(crate) fn open_wal_pruned(value: &[u8]) -> Result<Height, StorageError> {
     open_u64("WAL prune floor", WAL_PRUNED_KEY, value)
+}
+
+pub(crate) fn seal_body_floor(height: Height) -> Vec<u8> {
+    seal(BODY_FLOOR_KEY, height.to_be_bytes().to_vec())
+}
+
+pub(crate) fn open_body_floor(value: &[u8]) -> Result<Height, StorageError> {
+    open_u64("body floor", BODY_FLOOR_KEY, value)
+}
+
+/// A header is a few hundred bytes; anything near this is damage.
+const MAX_HEADER_BYTES: usize = 4096;
+
+pub(crate) fn seal_pruned_header(key: &[u8], header: &BlockHeader) -> Vec<u8> {
+    seal(key, encode(header))
+}
+
+pub(crate) fn open_pruned_header(key: &[u8], value: &[u8]) -> Result<BlockHeader, StorageError> {
+    let payload = open("pruned block's header", key, value)?;
+    decode_bounded(payload, "pruned block's header", MAX_HEADER_BYTES)
+        .map_err(|e| StorageError::undecodable("pruned block's header", e))
+}
+
+/// Most log ranges one discard record lists: a prune round deletes at most this many bodies.
+pub(crate) const MAX_DISCARD_RANGES: usize = 1024;
+
+/// The log ranges `(offset, len)` a prune deleted the references to, as 16 bytes each.
+pub(crate) fn seal_discard(ranges: &[BodyRef]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(ranges.len() * 16);
+    for r in ranges {
+        payload.extend_from_slice(&r.offset.to_be_bytes());
+        payload.extend_from_slice(&r.len.to_be_bytes());
+    }
+    seal(DISCARD_KEY, payload)
+}
+
+pub(crate) fn open_discard(value: &[u8]) -> Result<Vec<BodyRef>, StorageError> {
+    let payload = open("discard record", DISCARD_KEY, value)?;
+    if payload.len() % 16 != 0 || payload.len() / 16 > MAX_DISCARD_RANGES {
+        return Err(StorageError::Corruption {
+            what: "discard record",
+            detail: format!(
+                "{} bytes, not a list of at most {MAX_DISCARD_RANGES} ranges",
+                payload.len()
+            ),
+        });
+    }
+    Ok(payload
+        .chunks_exact(16)
+        .map(|c| {
+            let (offset, len) = c.split_at(8);
+            BodyRef {
+                offset: u64::from_be_bytes(offset.try_into().unwrap_or_default()),
+                len: u64::from_be_bytes(len.try_into().unwrap_or_default()),
+            }
+        })
+        .collect())
 }
 
 fn open_u64(what: &'static str, key: &[u8], value: &[u8]) -> Result<u64, StorageError> {

@@ -7,7 +7,8 @@
 
 use timecoin_crypto::{Hash, LtHash};
 use timecoin_types::{
-    Block, BlockHash, CommitCertificate, Height, OutPoint, TxOut, UtxoView, WellFormedBlock,
+    Block, BlockHash, BlockHeader, CommitCertificate, Height, OutPoint, TxOut, UtxoView,
+    WellFormedBlock,
 };
 
 use crate::StorageError;
@@ -29,6 +30,29 @@ pub struct StoredBlock {
     /// The proof that it is final. `None` exactly for block 0: genesis is final by definition, nobody
     /// voted on it.
     pub certificate: Option<CommitCertificate>,
+}
+
+/// A finalized block's header with its certificate: what is left of a block whose body was pruned, and
+/// all a header walk (state sync) or a certificate check needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredHeader {
+    /// The header; its hash is the block's.
+    pub header: BlockHeader,
+    /// The certificate; `None` exactly for block 0.
+    pub certificate: Option<CommitCertificate>,
+}
+
+/// What one [`ChainStore::prune_bodies`] call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Bodies deleted.
+    pub pruned: u64,
+    /// Bodies the caller's rule kept.
+    pub kept: u64,
+    /// Bytes of bodies deleted.
+    pub bytes: u64,
+    /// The body floor after the call: every block from it up to the tip holds its body.
+    pub floor: Height,
 }
 
 /// The UTXO set's summary at the tip.
@@ -58,10 +82,13 @@ pub struct UtxoPage {
 /// Durable home of finalized blocks and their certificates.
 ///
 /// An implementation must guarantee:
-/// - blocks `base_height()..=tip().height` are all present, each with its certificate (none for
+/// - headers `base_height()..=tip().height` are all present, each with its certificate (none for
 ///   genesis), each reachable by height and by hash, each the parent of the next; blocks below the base
 ///   are absent (`None`), as if never stored: a store built from a snapshot starts at the snapshot's
 ///   certified block, which it keeps with its certificate so it can serve it and link the next block;
+/// - bodies `body_floor()..=tip().height` are all present; below the floor a block's body may have been
+///   pruned ([`ChainStore::prune_bodies`]), and then [`block`](Self::block) answers `None` while
+///   [`header`](Self::header) still answers;
 /// - a block is visible only once its whole batch is durable (see [`ChainStore::apply_finalized`]);
 /// - reads report damage as [`StorageError::Corruption`] and never return a block other than the one
 ///   asked for.
@@ -71,8 +98,24 @@ pub trait BlockStore: Send + Sync {
     /// The last finalized block.
     fn tip(&self) -> Result<ChainTip, StorageError>;
 
-    /// The block at `height` with its certificate; `None` above the tip and below the base.
+    /// The block at `height` with its certificate; `None` above the tip, below the base, and where the
+    /// body was pruned.
     fn block(&self, height: Height) -> Result<Option<StoredBlock>, StorageError>;
+
+    /// The header at `height` with its certificate, whether or not the body is still held; `None`
+    /// above the tip and below the base.
+    fn header(&self, height: Height) -> Result<Option<StoredHeader>, StorageError> {
+        Ok(self.block(height)?.map(|stored| StoredHeader {
+            header: stored.block.header,
+            certificate: stored.certificate,
+        }))
+    }
+
+    /// The lowest height from which every block up to the tip holds its body. The default, the base,
+    /// is right for any store that never prunes.
+    fn body_floor(&self) -> Result<Height, StorageError> {
+        self.base_height()
+    }
 
     /// The lowest block held: 0 for a store grown from genesis, `H` for one built from the UTXO snapshot
     /// of block `H`. It never changes once the store exists. The default, 0, is right for any store that
@@ -169,6 +212,33 @@ pub trait ChainStore: BlockStore + UtxoView {
     /// default [`DEFAULT_UTXO_PAGE`](crate::DEFAULT_UTXO_PAGE)) with outpoints strictly after `after`,
     /// ascending, read at one tip.
     fn utxo_page(&self, after: Option<&OutPoint>, limit: usize) -> Result<UtxoPage, StorageError>;
+
+    /// Deletes the bodies of blocks from the body floor up to (not including) `below`, at most
+    /// `max_blocks` of them, oldest first, keeping every header and certificate, and keeping a body
+    /// wherever `keep(header, parent_header)` says so (the parent is `None` at the base). The tip's body
+    /// is never deleted, whatever `below` says. Raises the floor past the blocks it looked at.
+    ///
+    /// Durable and crash-safe: the deletion commits in one batch before any byte is given back, so
+    /// after a crash a body is either still readable or cleanly absent, never half there.
+    ///
+    /// The default deletes nothing: a store that cannot prune keeps everything, which is always safe.
+    fn prune_bodies(
+        &self,
+        below: Height,
+        max_blocks: usize,
+        keep: &dyn Fn(&BlockHeader, Option<&BlockHeader>) -> bool,
+    ) -> Result<PruneReport, StorageError> {
+        let _ = (below, max_blocks, keep);
+        Ok(PruneReport {
+            floor: self.body_floor()?,
+            ..PruneReport::default()
+        })
+    }
+
+    /// Bytes the store occupies on disk, where it can tell.
+    fn size_on_disk(&self) -> Result<Option<u64>, StorageError> {
+        Ok(None)
+    }
 }
 
 /// Durable memory of a masternode's consensus participation, so that a restarted node never signs a vote

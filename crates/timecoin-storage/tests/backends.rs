@@ -29,6 +29,8 @@ trait Backend {
     type Engine: KvEngine;
     /// Damages one byte of the block log, as bit rot would.
     fn flip_log_byte(&self, store: &ChainDb<Self::Engine>, offset: u64);
+    /// Bytes the block log occupies on disk, for a backend that has one.
+    fn log_allocated(&self) -> Option<u64>;
     fn open_with(
         &mut self,
         config: &StorageConfig,
@@ -56,6 +58,9 @@ impl Backend for Memory {
     fn flip_log_byte(&self, store: &ChainDb<Self::Engine>, offset: u64) {
         store.engine().flip_log_byte(offset);
     }
+    fn log_allocated(&self) -> Option<u64> {
+        None
+    }
     fn open_with(
         &mut self,
         config: &StorageConfig,
@@ -82,6 +87,14 @@ impl Sled {
 
 impl Backend for Sled {
     type Engine = SledEngine;
+    fn log_allocated(&self) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let path = self
+            .dir
+            .path()
+            .join(timecoin_storage::engine::BLOCK_LOG_FILE);
+        Some(std::fs::metadata(path).unwrap().blocks() * 512)
+    }
     fn flip_log_byte(&self, _store: &ChainDb<Self::Engine>, offset: u64) {
         use std::os::unix::fs::FileExt;
         let path = self
@@ -757,6 +770,15 @@ impl KvEngine for DiesAfterCommits {
     fn truncate_log(&self, len: u64) -> Result<(), StorageError> {
         self.inner.truncate_log(len)
     }
+    fn discard_log(&self, offset: u64, len: u64) -> Result<(), StorageError> {
+        // A dead process gives nothing back either.
+        if self.commits_left.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            return Err(StorageError::Backend {
+                reason: "the process died".into(),
+            });
+        }
+        self.inner.discard_log(offset, len)
+    }
 }
 
 #[test]
@@ -818,6 +840,74 @@ fn replay_skips_the_tail_of_an_entry_that_a_crashed_prune_left_below_its_height(
             ..
         })
     ));
+}
+
+/// Pruning deletes old bodies, keeps every header, certificate and hash index entry, keeps the bodies
+/// its rule names and the tip's, survives a reopen, and gives the space back.
+fn pruning_deletes_old_bodies_and_keeps_headers_certificates_and_chosen_bodies<B: Backend>(
+    b: &mut B,
+) {
+    let factory = BlockFactory::local(4);
+    let mut model = Model::at_genesis(factory.genesis());
+    let store = open(b, &factory);
+    let blocks = apply_blocks(&store, &factory, &mut model, 40, 40);
+    let allocated_before = b.log_allocated();
+    let keep = |header: &timecoin_types::BlockHeader,
+                parent: Option<&timecoin_types::BlockHeader>| {
+        assert_eq!(parent.map(|p| p.height + 1), Some(header.height));
+        header.height.is_multiple_of(10)
+    };
+    // A round is bounded: 25 bodies looked at, from the floor (0) up.
+    let report = store.prune_bodies(30, 25, &keep).unwrap();
+    assert_eq!(report.floor, 25);
+    // Genesis and 10 and 20 kept.
+    assert_eq!((report.pruned, report.kept), (22, 3));
+    let report = store.prune_bodies(30, 1000, &keep).unwrap();
+    assert_eq!((report.pruned, report.kept, report.floor), (5, 0, 30));
+    assert_eq!(store.body_floor().unwrap(), 30);
+    // Nothing left below 30: a repeat does nothing.
+    assert_eq!(
+        store.prune_bodies(30, 1000, &keep).unwrap().pruned,
+        0,
+        "a second round over the same range"
+    );
+    let check = |store: &ChainDb<B::Engine>| {
+        for block in &blocks {
+            let height = block.header.height;
+            let header = store.header(height).unwrap().unwrap();
+            assert_eq!(header.header.hash(), block.hash(), "header {height}");
+            assert_eq!(header.certificate.unwrap().block_hash, block.hash());
+            assert_eq!(store.height_of(&block.hash()).unwrap(), Some(height));
+            let body = store.block(height).unwrap();
+            let held = height >= 30 || height.is_multiple_of(10);
+            assert_eq!(body.is_some(), held, "body {height}");
+            assert_eq!(store.block_by_hash(&block.hash()).unwrap().is_some(), held);
+        }
+        assert!(store.block(0).unwrap().is_some());
+        assert!(store.header(0).unwrap().unwrap().certificate.is_none());
+        assert_matches_model(store, &model);
+    };
+    check(&store);
+    if let (Some(before), Some(after)) = (allocated_before, b.log_allocated()) {
+        // 27 bodies of 40 transactions are over 200 KiB; whole file-system blocks inside them are freed.
+        assert!(
+            after + 150 * 1024 < before,
+            "log occupies {after} bytes after pruning, {before} before"
+        );
+    }
+    drop(store);
+    let store = open(b, &factory);
+    assert_eq!(store.body_floor().unwrap(), 30);
+    check(&store);
+    // The tip's body is never pruned, whatever the caller asks.
+    let tip = store.tip().unwrap().height;
+    let report = store.prune_bodies(u64::MAX, 1000, &|_, _| false).unwrap();
+    assert_eq!(report.floor, tip);
+    assert!(store.block(tip).unwrap().is_some());
+    assert!(store.block(tip - 1).unwrap().is_none());
+    // And the chain goes on from there.
+    apply_blocks(&store, &factory, &mut model, 2, 5);
+    assert_matches_model(&store, &model);
 }
 
 /// Whether an error is the refusal a case expects.
@@ -1516,6 +1606,47 @@ fn a_discard_killed_part_way_is_finished_by_the_next_open() {
     }
 }
 
+/// A prune killed before its batch commits changes nothing; one killed after it, before the bytes are
+/// given back, is finished by the next open: references, headers and floor are as the batch left them,
+/// and the bytes are gone.
+#[test]
+fn a_prune_killed_around_its_commit_is_all_or_nothing_and_the_next_open_finishes_it() {
+    let factory = BlockFactory::local(4);
+    for dies_after in 0..2u64 {
+        let memory = Arc::new(MemoryEngine::new());
+        let mut model = Model::at_genesis(factory.genesis());
+        let store = ChainDb::open(Arc::clone(&memory), &test_config(), factory.genesis()).unwrap();
+        let blocks = apply_blocks(&store, &factory, &mut model, 12, 10);
+        drop(store);
+        let engine = DiesAfterCommits {
+            inner: Arc::clone(&memory),
+            commits_left: std::sync::atomic::AtomicU64::new(dies_after),
+        };
+        let store = ChainDb::open(engine, &test_config(), factory.genesis()).unwrap();
+        let first_body = store.engine().inner.read_log(0, 1).unwrap();
+        assert!(store.prune_bodies(10, 100, &|_, _| false).is_err());
+        drop(store);
+        let pending = memory.get(b"mq").unwrap().is_some();
+        assert_eq!(pending, dies_after == 1, "dies after {dies_after}");
+        let store = ChainDb::open(Arc::clone(&memory), &test_config(), factory.genesis()).unwrap();
+        assert!(memory.get(b"mq").unwrap().is_none(), "the open finished it");
+        let floor = if dies_after == 0 { 0 } else { 10 };
+        assert_eq!(store.body_floor().unwrap(), floor);
+        for block in &blocks {
+            let height = block.header.height;
+            assert_eq!(
+                store.block(height).unwrap().is_some(),
+                height >= floor,
+                "dies after {dies_after}: body {height}"
+            );
+            assert_eq!(store.header(height).unwrap().unwrap().header, block.header);
+        }
+        // Genesis's body is the first in the log and is never pruned.
+        assert_eq!(memory.read_log(0, 1).unwrap(), first_body);
+        assert_matches_model(&store, &model);
+    }
+}
+
 macro_rules! backend_suite {
     ($backend:ident, $new:expr) => {
         mod $backend {
@@ -1587,6 +1718,10 @@ macro_rules! backend_suite {
             #[test]
             fn a_store_refuses_another_chains_genesis() {
                 super::a_store_refuses_another_chains_genesis(&mut $new);
+            }
+            #[test]
+            fn pruning_deletes_old_bodies_and_keeps_headers_certificates_and_chosen_bodies() {
+                super::pruning_deletes_old_bodies_and_keeps_headers_certificates_and_chosen_bodies(&mut $new);
             }
             #[test]
             fn async_handle_applies_and_reads_on_the_blocking_pool() {
