@@ -114,8 +114,8 @@ impl<const MIN: u64, const MAX: u64> TryFrom<u64> for Ranged<MIN, MAX> {
     }
 }
 
-/// `prune_keep_blocks`: 0 keeps every block. Non-zero is refused until the store can delete block
-/// bodies; accepting it would promise disk savings the node does not make.
+/// `prune_keep_blocks`: 0 keeps every block; otherwise at least the engine's sync window, so a peer
+/// catching up within it finds every block here (the engine refuses less too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "u64")]
 pub(crate) struct PruneKeep(u64);
@@ -123,12 +123,13 @@ pub(crate) struct PruneKeep(u64);
 impl TryFrom<u64> for PruneKeep {
     type Error = String;
     fn try_from(value: u64) -> Result<Self, String> {
-        if value == 0 {
-            Ok(PruneKeep(0))
+        let least = u64::from(timecoin_node::EngineConfig::default().sync_window);
+        if value == 0 || value >= least {
+            Ok(PruneKeep(value))
         } else {
             Err(format!(
-                "prune_keep_blocks = {value}: pruning is not built yet (the store cannot delete \
-                 block bodies); use 0 to keep every block"
+                "prune_keep_blocks = {value}: use 0 to keep every block, or keep at least {least} \
+                 (the sync window: a peer catching up within it must find every block here)"
             ))
         }
     }
@@ -763,6 +764,7 @@ impl Settings {
         config.consensus.commit_timeout = Duration::from_millis(self.consensus.commit_timeout_ms);
         config.engine.empty_block_interval =
             Duration::from_millis(self.consensus.empty_block_interval_ms);
+        config.engine.prune_keep_blocks = self.prune_keep_blocks;
         config.mempool.max_transactions = usize_of(self.mempool.max_transactions);
         config.mempool.max_bytes = usize_of(self.mempool.max_mb.saturating_mul(1_000_000));
         config.storage = self.storage_config();

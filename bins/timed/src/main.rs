@@ -84,8 +84,8 @@ struct RunArgs {
     /// Log format ([log] format).
     #[arg(long, env = "TIMED_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
-    /// Blocks kept when pruning (prune_keep_blocks); 0 keeps everything. Pruning is not built yet, so
-    /// only 0 is accepted.
+    /// Block bodies kept below the tip (prune_keep_blocks); 0 keeps everything, otherwise at least
+    /// 128. Headers and certificates are always kept.
     #[arg(long, env = "TIMED_PRUNE_KEEP_BLOCKS")]
     prune_keep_blocks: Option<u64>,
     /// Serve JSON-RPC ([rpc] enabled).

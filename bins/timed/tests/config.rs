@@ -136,15 +136,24 @@ fn a_wrong_key_or_value_is_an_error_naming_its_line() {
 }
 
 #[test]
-fn pruning_is_refused_until_it_is_built() {
-    let err = refused("network = \"local\"\nprune_keep_blocks = 1000\n", &[]);
+fn pruning_keeps_zero_or_at_least_the_sync_window() {
+    let err = refused("network = \"local\"\nprune_keep_blocks = 100\n", &[]);
     assert!(err.contains("line 2"), "{err}");
-    assert!(err.contains("pruning is not built yet"), "{err}");
+    assert!(err.contains("at least 128"), "{err}");
     let err = refused(
         "network = \"local\"\n",
         &[("TIMED_PRUNE_KEEP_BLOCKS", "50")],
     );
-    assert!(err.contains("pruning is not built yet"), "{err}");
+    assert!(err.contains("at least 128"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "network = \"local\"\nprune_keep_blocks = 1000\n",
+    );
+    let v = effective(&config, &[], &[]);
+    assert_eq!(v["prune_keep_blocks"].as_integer(), Some(1000));
+    let v = effective(&config, &["--prune-keep-blocks", "0"], &[]);
+    assert_eq!(v["prune_keep_blocks"].as_integer(), Some(0));
 }
 
 #[test]

@@ -37,6 +37,11 @@ pub struct EngineConfig {
     pub max_peers: usize,
     /// Keys named by evidence that are remembered (later evidence is only counted).
     pub max_offenders: usize,
+    /// Block bodies kept below the tip; older ones are deleted, except where the validator schedule
+    /// changed (state sync serves those bodies with their headers). Every header and certificate is
+    /// kept. 0 keeps everything (the default); otherwise at least the sync window, so a peer catching up
+    /// within it finds every block it asks for here.
+    pub prune_keep_blocks: u64,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +58,7 @@ impl Default for EngineConfig {
             seen_cache: 4_096,
             max_peers: 256,
             max_offenders: 256,
+            prune_keep_blocks: 0,
         }
     }
 }
@@ -80,6 +86,12 @@ impl EngineConfig {
             return Err(NodeError::Config(
                 "seen_cache and max_peers must be positive".into(),
             ));
+        }
+        if self.prune_keep_blocks != 0 && self.prune_keep_blocks < u64::from(self.sync_window) {
+            return Err(NodeError::Config(format!(
+                "prune_keep_blocks must be 0 (keep everything) or at least the sync window ({}), got {}",
+                self.sync_window, self.prune_keep_blocks
+            )));
         }
         if self.sync_interval.is_zero() || self.tick_interval.is_zero() {
             return Err(NodeError::Config(

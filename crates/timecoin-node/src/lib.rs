@@ -73,7 +73,7 @@ pub mod wire;
 pub use builder::{Disconnected, Node, NodeBuilder, StoreView};
 pub use config::{EngineConfig, NodeConfig};
 pub use engine::{
-    Door, Effect, Engine, EngineStats, Event, MAX_ORPHANS, NodeStatus, ORPHAN_HEIGHTS, Parts,
-    RequestId, SyncStatus, TimerId, utxo_total,
+    Door, Effect, Engine, EngineStats, Event, MAX_ORPHANS, NodeStatus, ORPHAN_HEIGHTS, PRUNE_ROUND,
+    Parts, RequestId, SyncStatus, TimerId, utxo_total,
 };
 pub use error::NodeError;

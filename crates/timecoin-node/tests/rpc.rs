@@ -43,8 +43,18 @@ impl TestNode {
     }
 
     async fn start_with(validators: usize, tweak: impl FnOnce(&mut RpcConfig)) -> TestNode {
+        Self::start_configured(validators, |_| {}, tweak).await
+    }
+
+    async fn start_configured(
+        validators: usize,
+        node_tweak: impl FnOnce(&mut NodeConfig),
+        tweak: impl FnOnce(&mut RpcConfig),
+    ) -> TestNode {
         let genesis = Genesis::local(validators);
-        let node = NodeBuilder::new(NodeConfig::new(&genesis), genesis.clone())
+        let mut node_config = NodeConfig::new(&genesis);
+        node_tweak(&mut node_config);
+        let node = NodeBuilder::new(node_config, genesis.clone())
             .chain_db(ChainDb::memory(&genesis).unwrap())
             .signer(Arc::new(Genesis::local_validator_key(0)))
             .build()
@@ -340,6 +350,46 @@ async fn a_transfer_goes_from_sendrawtransaction_to_a_receipt_verified_offline()
             .unwrap()
             .contains("input")
     );
+    node.shutdown().await;
+}
+
+/// A node pruning its bodies still answers for every header, and says plainly which bodies are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pruning_node_serves_headers_of_pruned_blocks_and_refuses_their_bodies_plainly() {
+    let node = TestNode::start_configured(
+        1,
+        |config| {
+            config.engine.empty_block_interval = std::time::Duration::ZERO;
+            config.engine.prune_keep_blocks = 128;
+        },
+        |_| {},
+    )
+    .await;
+    let rpc = node.rpc.clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let info = loop {
+        let info = rpc.ok("getblockchaininfo", json!([])).await;
+        if info["pruneheight"].as_u64().unwrap_or(0) > 1 {
+            break info;
+        }
+        assert!(std::time::Instant::now() < deadline, "never pruned: {info}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(info["pruned"], json!(true), "{info}");
+    let floor = info["pruneheight"].as_u64().unwrap();
+    assert!(info["blocks"].as_u64().unwrap() >= floor + 127, "{info}");
+    // Block 1 is kept: its schedule hash is the first one a block commits to, unlike genesis's.
+    let pruned = rpc.ok("getblockhash", json!([floor - 1])).await;
+    let header = rpc.ok("getblockheader", json!([pruned.clone()])).await;
+    assert_eq!(header["height"], json!(floor - 1));
+    assert!(header.get("nTx").is_none(), "{header}");
+    let err = rpc.fails("getblock", json!([pruned, 0]), -1).await;
+    assert!(err.contains("pruned"), "{err}");
+    // The bodies above the floor are all there.
+    let kept = rpc.ok("getblockhash", json!([floor])).await;
+    let block = rpc.ok("getblock", json!([kept, 1])).await;
+    assert_eq!(block["height"], json!(floor));
+    assert!(block["nTx"].as_u64().is_some(), "{block}");
     node.shutdown().await;
 }
 

@@ -291,17 +291,17 @@ impl InvariantChecker {
                 node: id,
                 height: base,
             };
-            let (block, _) = durable.finalized(base).ok_or(broken)?;
+            let (header, _) = durable.finalized_header(base).ok_or(broken)?;
             if let Some((agreed, first_node)) =
                 base_index.checked_sub(1).and_then(|i| self.agreed.get(i))
-                && *agreed != block.hash()
+                && *agreed != header.hash()
             {
                 return Err(Violation::ConflictingBlocks {
                     height: base,
                     first_node: *first_node,
                     first: *agreed,
                     second_node: id,
-                    second: block.hash(),
+                    second: header.hash(),
                 });
             }
             from = base_index;
@@ -312,18 +312,19 @@ impl InvariantChecker {
         for index in from..usize::try_from(tip).unwrap_or(usize::MAX) {
             let height = index as Height + 1;
             let broken = Violation::BrokenChain { node: id, height };
-            let (block, certificate) = durable.finalized(height).ok_or(broken.clone())?;
+            // Headers, not bodies: a pruning node keeps every header and certificate.
+            let (header, certificate) = durable.finalized_header(height).ok_or(broken.clone())?;
             let parent = match height.checked_sub(1) {
                 Some(0) | None => self.genesis_hash,
                 Some(p) => durable
-                    .finalized(p)
-                    .map(|(b, _)| b.hash())
+                    .finalized_header(p)
+                    .map(|(h, _)| h.hash())
                     .ok_or(broken.clone())?,
             };
-            if block.header.height != height || block.header.parent != parent {
+            if header.height != height || header.parent != parent {
                 return Err(broken);
             }
-            let hash = block.hash();
+            let hash = header.hash();
             if certificate.block_hash != hash || certificate.height != height {
                 return Err(Violation::BadCertificate {
                     node: id,
@@ -360,6 +361,8 @@ impl InvariantChecker {
                     reason: e.to_string(),
                 })?;
             if index == self.agreed.len() {
+                // The first node to reach a height has it fresh: pruning keeps dozens of bodies.
+                let (block, _) = durable.finalized(height).ok_or(broken.clone())?;
                 self.agreed.push((hash, id));
                 for input in block.transactions.iter().flat_map(|tx| &tx.inputs) {
                     if !self.spent.insert(input.prevout) {

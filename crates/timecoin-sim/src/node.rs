@@ -20,7 +20,7 @@ use timecoin_storage::{
     BlockStore, ChainDb, ChainStore, ConsensusStateStore, MemoryEngine, StorageConfig, StorageError,
 };
 use timecoin_types::{
-    Amount, Block, CommitCertificate, Genesis, Height, MIN_DUST, TxBuilder, Wire,
+    Amount, Block, BlockHeader, CommitCertificate, Genesis, Height, MIN_DUST, TxBuilder, Wire,
 };
 use tracing::warn;
 
@@ -84,6 +84,8 @@ pub struct HostTiming {
     pub resend_interval_ms: Option<Millis>,
     /// The empty-block interval (0: a height starts as soon as the previous one is final).
     pub empty_block_interval_ms: Millis,
+    /// [`EngineConfig::prune_keep_blocks`]: 0 keeps every body.
+    pub prune_keep_blocks: u64,
 }
 
 impl Default for HostTiming {
@@ -97,6 +99,7 @@ impl Default for HostTiming {
             tick_interval_ms: 5_000,
             resend_interval_ms: Some(1_000),
             empty_block_interval_ms: 0,
+            prune_keep_blocks: 0,
         }
     }
 }
@@ -113,6 +116,7 @@ impl HostTiming {
             sync_window: self.sync_window,
             tick_interval: ms(self.tick_interval_ms),
             resend_interval: self.resend_interval_ms.map(ms),
+            prune_keep_blocks: self.prune_keep_blocks,
             ..EngineConfig::default()
         }
     }
@@ -278,10 +282,16 @@ impl DurableState {
         self.db.tip().map_or(0, |t| t.height)
     }
 
-    /// The finalized block of `height` with its certificate.
+    /// The finalized block of `height` with its certificate (`None` too where its body was pruned).
     pub fn finalized(&self, height: Height) -> Option<(Block, CommitCertificate)> {
         let stored = self.db.block(height).ok()??;
         Some((stored.block, stored.certificate?))
+    }
+
+    /// The finalized header of `height` with its certificate, also where the body was pruned.
+    pub fn finalized_header(&self, height: Height) -> Option<(BlockHeader, CommitCertificate)> {
+        let stored = self.db.header(height).ok()??;
+        Some((stored.header, stored.certificate?))
     }
 
     /// WAL entries ever appended through this disk (pruning does not lower it).

@@ -756,6 +756,11 @@ fn register_node_four(seed: u64) -> Result<(Simulation, Transaction, Height), Fa
     let mut config = SimConfig::new(seed, 4);
     config.txs_per_block = 0;
     config.extra_nodes = 1;
+    register_node_four_in(config)
+}
+
+/// [`register_node_four`] in a simulation of `config` (which must have node 4 as an extra node).
+fn register_node_four_in(config: SimConfig) -> Result<(Simulation, Transaction, Height), Failure> {
     let genesis = config.genesis.clone();
     let chain = genesis.params.chain_id;
     let owner = Genesis::local_validator_key(0);
@@ -1120,6 +1125,108 @@ fn late_node_state_sync(seed: u64, lossy: bool) -> Result<Millis, Failure> {
         .map_err(|e| fail(&sim, e))?;
     ensure(
         sim.node(4).unwrap().finalized_height() >= target,
+        &sim,
+        "the synced node did not follow the chain",
+    )?;
+    Ok(sim.now() - started)
+}
+
+/// Validators that prune their block bodies keep finalizing, keep every header and certificate and the
+/// bodies where the validator schedule moved (a masternode registers mid-run), and still serve a late
+/// node's state sync from genesis, which then follows the chain.
+#[test]
+fn pruning_validators_keep_every_header_and_still_serve_state_sync() {
+    over_seeds(
+        "pruning_validators_keep_every_header_and_still_serve_state_sync",
+        "",
+        pruned_chain_state_sync,
+    );
+}
+
+fn pruned_chain_state_sync(seed: u64) -> Result<Millis, Failure> {
+    const KEEP: u64 = 32;
+    let mut config = SimConfig::new(seed, 4);
+    config.txs_per_block = 0;
+    config.extra_nodes = 2;
+    config.timing.prune_keep_blocks = KEEP;
+    // Pages are served at the tip only: the chain idles between blocks, as a real one does.
+    config.timing.empty_block_interval_ms = 3_000;
+    let late = 5;
+    let genesis_schedule = config.genesis.block().header.validators_hash;
+    let (mut sim, _, _) = register_node_four_in(config)?;
+    sim.crash(late).map_err(|e| fail(&sim, e))?;
+    let started = sim.now();
+    sim.run_until_height(3 * KEEP, sim.now() + 10 * DEADLINE)
+        .map_err(|e| fail(&sim, e))?;
+    let tip = sim.agreed_height();
+    let durable = sim.node(0).unwrap().durable();
+    let moved: Vec<Height> = (1..=tip)
+        .filter(|h| {
+            let header = |h| {
+                durable
+                    .finalized_header(h)
+                    .map(|(hd, _)| hd.validators_hash)
+            };
+            match h.checked_sub(1) {
+                Some(0) => header(*h) != Some(genesis_schedule),
+                Some(p) => header(*h) != header(p),
+                None => false,
+            }
+        })
+        .collect();
+    ensure(
+        !moved.is_empty(),
+        &sim,
+        "the registration moved the schedule",
+    )?;
+    for i in 0..4 {
+        let node = sim.node(i).unwrap();
+        let db = node.durable().db();
+        let floor = timecoin_storage::BlockStore::body_floor(&**db).unwrap();
+        ensure(
+            floor + 2 * KEEP >= tip
+                && floor + KEEP <= tip
+                && node.engine().stats().pruned_bodies > 0,
+            &sim,
+            &format!("node {i} prunes: floor {floor} at tip {tip}"),
+        )?;
+        for h in 1..tip {
+            let header = node.durable().finalized_header(h);
+            let body = node.durable().finalized(h);
+            ensure(
+                header.is_some(),
+                &sim,
+                "every header and certificate is kept",
+            )?;
+            ensure(
+                body.is_some() == (h >= floor || moved.contains(&h)),
+                &sim,
+                &format!(
+                    "node {i}: body {h} held exactly where kept (floor {floor}, moved {moved:?})"
+                ),
+            )?;
+        }
+    }
+    let report = state_sync_node(&mut sim, late, 3, 16, 20)?;
+    if std::env::var("SIM_VERBOSE").is_ok() {
+        println!("seed {seed}: {report:?}");
+    }
+    let base = report.imported_at.ok_or_else(|| {
+        fail(
+            &sim,
+            format!("no snapshot was imported from pruned peers: {report:?}"),
+        )
+    })?;
+    ensure(
+        report.stats.headers == base && report.penalised.is_empty(),
+        &sim,
+        "the walk covered every height and nobody was blamed",
+    )?;
+    let target = sim.agreed_height() + 2;
+    sim.run_until_height(target, sim.now() + DEADLINE)
+        .map_err(|e| fail(&sim, e))?;
+    ensure(
+        sim.node(late).unwrap().finalized_height() >= target,
         &sim,
         "the synced node did not follow the chain",
     )?;

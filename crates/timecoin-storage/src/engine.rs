@@ -246,11 +246,6 @@ impl KvEngine for MemoryEngine {
         }
         Ok(())
     }
-
-    fn size_on_disk(&self) -> Result<Option<u64>, StorageError> {
-        let map: usize = self.map.read().iter().map(|(k, v)| k.len() + v.len()).sum();
-        Ok(Some((map + self.log.read().len()) as u64))
-    }
 }
 
 /// sled panics below 256 bytes of cache (one byte per shard); a megabyte keeps its tree nodes resident.

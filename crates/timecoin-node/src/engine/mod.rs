@@ -172,6 +172,10 @@ pub struct EngineStats {
     /// Stored blocks replayed at startup to rebuild the registry and the reward pool: 0 when the store
     /// holds the records the engine writes with every block, the tip height for an older store.
     pub replayed_blocks: u64,
+    /// Block bodies deleted by pruning ([`EngineConfig::prune_keep_blocks`]).
+    pub pruned_bodies: u64,
+    /// Their bytes.
+    pub pruned_bytes: u64,
 }
 
 /// What a host asks about a running engine.
@@ -316,9 +320,8 @@ impl Engine {
             0 => genesis.timestamp_ms,
             h => {
                 store
-                    .block(h)?
+                    .header(h)?
                     .ok_or_else(|| NodeError::Config(format!("the store lacks its tip block {h}")))?
-                    .block
                     .header
                     .timestamp_ms
             }
@@ -651,6 +654,7 @@ impl Engine {
             // Stale entries only cost space; the next prune takes them.
             warn!(%e, "WAL prune failed");
         }
+        self.prune_bodies(height);
         let hash = block.hash();
         self.pool = pool;
         self.tip = (height, hash, block.header.timestamp_ms);
@@ -669,6 +673,49 @@ impl Engine {
             self.start_pending();
         } else {
             self.maybe_start(false);
+        }
+    }
+
+    /// Deletes bodies older than the retention, a round of at most [`PRUNE_ROUND`] once that many (or
+    /// half the retention, if less) are due, so the cost is spread over blocks rather than paid in one long stall. A body is kept where
+    /// the header's schedule hash differs from its parent's: state sync serves it with the header, and a
+    /// walker needs it to follow the validator set.
+    fn prune_bodies(&mut self, tip: Height) {
+        let keep = self.config.prune_keep_blocks;
+        if keep == 0 {
+            return;
+        }
+        let below = tip.saturating_add(1).saturating_sub(keep);
+        let floor = match self.store.body_floor() {
+            Ok(floor) => floor,
+            Err(e) => {
+                warn!(%e, "cannot read the body floor; pruning skipped");
+                return;
+            }
+        };
+        // A round once a batch is due: a full one, or half the retention for a short one.
+        let due = (PRUNE_ROUND as u64).min(keep / 2).max(1);
+        if below < floor.saturating_add(due) {
+            return;
+        }
+        let schedule_moved =
+            |header: &timecoin_types::BlockHeader, parent: Option<&timecoin_types::BlockHeader>| {
+                parent.is_none_or(|p| p.validators_hash != header.validators_hash)
+            };
+        match self.store.prune_bodies(below, PRUNE_ROUND, &schedule_moved) {
+            Ok(report) => {
+                self.stats.pruned_bodies += report.pruned;
+                self.stats.pruned_bytes += report.bytes;
+                debug!(
+                    pruned = report.pruned,
+                    kept = report.kept,
+                    floor = report.floor,
+                    "pruned block bodies"
+                );
+            }
+            // The bodies stay; the next block tries again. A store that can no longer write halts
+            // itself, and the next apply reports that.
+            Err(e) => warn!(%e, "pruning block bodies failed"),
         }
     }
 
@@ -949,6 +996,9 @@ pub const ORPHAN_HEIGHTS: Height = 3;
 /// The host record holding the validator registry's snapshot after the last block that changed a set.
 pub(crate) const REGISTRY_RECORD: &str = "node/registry";
 
+/// Bodies pruned per round: a round reads each body once and commits one batch, a few milliseconds.
+pub const PRUNE_ROUND: usize = 100;
+
 /// The registry and the reward pool at `tip`, read from the records the engine writes with every block;
 /// `None` for a store without them (one written before they existed), which is then replayed.
 fn resume_from_records(
@@ -994,7 +1044,10 @@ fn replay_chain(
     let registry = ValidatorRegistry::from_genesis(genesis)?;
     for height in 1..=tip {
         let stored = store.block(height)?.ok_or_else(|| {
-            NodeError::Config(format!("the store lacks block {height} below its tip"))
+            NodeError::Config(format!(
+                "the store lacks block {height} below its tip (pruned, and no registry record to \
+                 resume from: restore from a backup or state-sync into an empty store)"
+            ))
         })?;
         let block = WellFormedBlock::check(stored.block)?;
         registry.on_finalized(&block)?;

@@ -284,14 +284,16 @@ impl Engine {
         let count = u64::from(count.min(MAX_HEADERS_PER_MESSAGE));
         let end = from.saturating_add(count).min(self.tip.0.saturating_add(1));
         let start = from.max(1);
-        let mut previous = match start.checked_sub(1).map(|h| self.store.block(h)) {
-            Some(Ok(Some(stored))) => Some(stored.block.header.validators_hash),
+        // Headers outlive pruned bodies; a body is read only where the schedule moved, and pruning
+        // keeps exactly those.
+        let mut previous = match start.checked_sub(1).map(|h| self.store.header(h)) {
+            Some(Ok(Some(stored))) => Some(stored.header.validators_hash),
             _ => None,
         };
         let mut headers = Vec::new();
         let mut bytes = 0usize;
         for height in start..end {
-            let stored = match self.store.block(height) {
+            let stored = match self.store.header(height) {
                 Ok(Some(stored)) => stored,
                 Ok(None) => break,
                 Err(e) => {
@@ -302,12 +304,25 @@ impl Engine {
             let Some(certificate) = stored.certificate else {
                 break;
             };
-            let moved = previous != Some(stored.block.header.validators_hash);
-            previous = Some(stored.block.header.validators_hash);
+            let moved = previous != Some(stored.header.validators_hash);
+            previous = Some(stored.header.validators_hash);
+            let body = if moved {
+                match self.store.block(height) {
+                    Ok(Some(block)) => Some(block.block),
+                    // Without the body the walker cannot follow the set: stop where it still can.
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(%e, height, "cannot read a body to serve");
+                        break;
+                    }
+                }
+            } else {
+                None
+            };
             let header = SyncedHeader {
-                header: stored.block.header.clone(),
+                header: stored.header,
                 certificate,
-                body: moved.then_some(stored.block),
+                body,
             };
             bytes = bytes.saturating_add(timecoin_types::codec::encoded_len(&header));
             if bytes > HEADERS_ANSWER_BUDGET && !headers.is_empty() {

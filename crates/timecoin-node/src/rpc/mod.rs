@@ -280,11 +280,25 @@ pub fn disk_usage(dir: &std::path::Path) -> Option<u64> {
             if meta.is_dir() {
                 pending.push(entry.path());
             } else if meta.is_file() {
-                total = total.saturating_add(meta.len());
+                total = total.saturating_add(allocated(&meta));
             }
         }
     }
     Some(total)
+}
+
+/// What a file occupies: its allocated blocks where the platform tells (a pruned block log's holes are
+/// free space), else its length.
+fn allocated(meta: &std::fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta.blocks().saturating_mul(512)
+    }
+    #[cfg(not(unix))]
+    {
+        meta.len()
+    }
 }
 
 /// Tells the embedding daemon that the `stop` method was called. Cloneable; every clone sees it.

@@ -13,20 +13,47 @@ use crate::rpc::disk_usage;
 use crate::rpc::errors::{codes, node_error, rpc_error};
 use crate::rpc::params::{Args, parse_block_hash, parse_outpoint, parse_txid};
 
-/// The stored block with this hash, with the tip height and the next block's hash; −5 if unknown.
+/// The height of the finalized block with this hash; −5 if unknown.
+fn height_of_block(store: &dyn ChainStore, hash: &BlockHash) -> Result<Height, ErrorObjectOwned> {
+    store
+        .height_of(hash)
+        .map_err(store_err)?
+        .ok_or_else(|| rpc_error(codes::NOT_FOUND, "Block not found"))
+}
+
+/// The hash of the block after `height`, if it is final.
+fn next_hash(
+    store: &dyn ChainStore,
+    height: Height,
+    tip: Height,
+) -> Result<Option<BlockHash>, ErrorObjectOwned> {
+    match height.checked_add(1) {
+        Some(h) if h <= tip => Ok(store
+            .header(h)
+            .map_err(store_err)?
+            .map(|stored| stored.header.hash())),
+        _ => Ok(None),
+    }
+}
+
+/// The stored block with this hash, with the tip height and the next block's hash; −5 if unknown, −1
+/// (Bitcoin's words) if its body was pruned.
 pub(super) fn block_by_hash(
     store: &dyn ChainStore,
     hash: BlockHash,
 ) -> Result<(StoredBlock, Height, Option<BlockHash>), ErrorObjectOwned> {
+    let height = height_of_block(store, &hash)?;
     let stored = store
         .block_by_hash(&hash)
         .map_err(store_err)?
-        .ok_or_else(|| rpc_error(codes::NOT_FOUND, "Block not found"))?;
+        .ok_or_else(|| {
+            rpc_error(
+                codes::MISC,
+                format!("Block not available (pruned data): block {height}'s body was deleted"),
+            )
+        })?;
     let tip = store.tip().map_err(store_err)?.height;
-    let next = match stored.block.header.height.checked_add(1) {
-        Some(h) if h <= tip => store.block(h).map_err(store_err)?.map(|b| b.block.hash()),
-        _ => None,
-    };
+    let next = next_hash(store, height, tip)?;
     Ok((stored, tip, next))
 }
 
@@ -73,10 +100,16 @@ pub(super) async fn getblockchaininfo(params: Params<'static>, state: State) -> 
     Args::parse(&params, 0)?;
     let status = status(&state).await?;
     let dir = state.context.storage_dir.clone();
-    let (utxo, base, size) = with_store(&state, move |store| {
+    let (utxo, floor, size) = with_store(&state, move |store| {
         let utxo = store.utxo_state().map_err(store_err)?;
-        let base = store.base_height().map_err(store_err)?;
-        Ok((utxo, base, dir.as_deref().and_then(disk_usage)))
+        let floor = store.body_floor().map_err(store_err)?;
+        // The directory's allocated bytes (a pruned log's holes count as free), as the metric reports;
+        // the store's own figure where there is no directory.
+        let size = match dir.as_deref().and_then(disk_usage) {
+            Some(size) => Some(size),
+            None => store.size_on_disk().map_err(store_err)?,
+        };
+        Ok((utxo, floor, size))
     })
     .await?;
     let (syncing, target) = match status.sync {
@@ -101,8 +134,10 @@ pub(super) async fn getblockchaininfo(params: Params<'static>, state: State) -> 
         "verificationprogress": if target == 0 { 1.0 } else { (status.height as f64 / target as f64).min(1.0) },
         "initialblockdownload": syncing,
         "size_on_disk": size,
-        "pruned": base > 0,
-        "pruneheight": base,
+        // Blocks below the floor lack their bodies (a snapshot's base, or pruning), bar the few
+        // pruning keeps where the validator schedule changed.
+        "pruned": floor > 0,
+        "pruneheight": floor,
         "warnings": warnings,
     }))
 }
@@ -123,11 +158,11 @@ pub(super) async fn getblockhash(params: Params<'static>, state: State) -> RpcRe
     let height = u64::try_from(height)
         .map_err(|_| rpc_error(codes::INVALID_PARAMETER, "Block height out of range"))?;
     with_store(&state, move |store| {
-        let block = store
-            .block(height)
+        let stored = store
+            .header(height)
             .map_err(store_err)?
             .ok_or_else(|| rpc_error(codes::INVALID_PARAMETER, "Block height out of range"))?;
-        Ok(json!(block.block.hash().to_string()))
+        Ok(json!(stored.header.hash().to_string()))
     })
     .await
 }
@@ -162,7 +197,7 @@ pub(super) async fn getblock(params: Params<'static>, state: State) -> RpcResult
         if verbosity == 0 {
             return Ok(json!(hex::encode(block.encode())));
         }
-        let mut v = header_json(&block.header, tip, next, block.transactions.len());
+        let mut v = header_json(&block.header, tip, next, Some(block.transactions.len()));
         let txs: Vec<Value> = if verbosity == 1 {
             block
                 .transactions
@@ -203,15 +238,20 @@ pub(super) async fn getblockheader(params: Params<'static>, state: State) -> Rpc
     let hash = parse_block_hash(&args.required::<String>(0, "blockhash")?)?;
     let verbose = args.optional::<bool>(1, "verbose")?.unwrap_or(true);
     with_store(&state, move |store| {
-        let (stored, tip, next) = block_by_hash(store, hash)?;
-        let header = &stored.block.header;
+        let height = height_of_block(store, &hash)?;
+        let header = store
+            .header(height)
+            .map_err(store_err)?
+            .ok_or_else(|| rpc_error(codes::NOT_FOUND, "Block not found"))?
+            .header;
+        let tip = store.tip().map_err(store_err)?.height;
+        let next = next_hash(store, height, tip)?;
+        let ntx = store
+            .block(height)
+            .map_err(store_err)?
+            .map(|b| b.block.transactions.len());
         if verbose {
-            Ok(header_json(
-                header,
-                tip,
-                next,
-                stored.block.transactions.len(),
-            ))
+            Ok(header_json(&header, tip, next, ntx))
         } else {
             Ok(json!(hex::encode(header.encode())))
         }

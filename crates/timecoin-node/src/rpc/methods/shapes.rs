@@ -66,7 +66,7 @@ pub(super) fn header_json(
     header: &BlockHeader,
     tip: Height,
     next: Option<BlockHash>,
-    ntx: usize,
+    ntx: Option<usize>,
 ) -> Value {
     let mut v = json!({
         "hash": header.hash().to_string(),
@@ -81,8 +81,11 @@ pub(super) fn header_json(
         "witnessroot": header.witness_root.to_hex(),
         "utxocommitment": header.utxo_commitment.to_hex(),
         "validatorshash": header.validators_hash.to_hex(),
-        "nTx": ntx,
     });
+    // A pruned block's header does not say how many transactions its body had.
+    if let (Some(ntx), Some(map)) = (ntx, v.as_object_mut()) {
+        map.insert("nTx".into(), json!(ntx));
+    }
     if header.height > 0
         && let Some(map) = v.as_object_mut()
     {
