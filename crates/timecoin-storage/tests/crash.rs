@@ -7,6 +7,11 @@
 //! that the chain links up, and that the UTXO set, its stored multiset hash and the tip header's
 //! commitment all agree — then lets a new child carry on from the recovered tip.
 //!
+//! The child also prunes block bodies below the height the parent has already replayed (read from
+//! [`PRUNE_FILE`] at its start), a round of up to 16 bodies after each block, keeping every 7th: kills
+//! land in prunes too, and the parent checks that below the body floor exactly the kept bodies remain,
+//! every header still matches its acknowledged hash, and above the floor every body is there.
+//!
 //! `TIMECOIN_CRASH_ITERATIONS` (default 30) sets the number of kills, `TIMECOIN_CRASH_SEED` replays the
 //! delays of an earlier run (the seed is printed; the child's speed still varies between runs).
 
@@ -30,6 +35,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use timecoin_storage::testing::BlockFactory;
 use timecoin_storage::{BlockStore, ChainDb, ChainStore, KvEngine, SledEngine, StorageConfig};
+
 use timecoin_types::{BlockDelta, OutPoint, TxOut, block_utxo_delta};
 
 const CHILD_ENV: &str = "TIMECOIN_STORAGE_CRASH_CHILD";
@@ -37,6 +43,13 @@ const TEST_NAME: &str = "sigkill_at_random_points_never_loses_an_acknowledged_bl
 /// A child that outlives its parent stops by itself.
 const CHILD_LIFETIME: Duration = Duration::from_secs(20);
 const VALIDATORS: usize = 4;
+/// The file in the store's directory naming the height the child may prune below.
+const PRUNE_FILE: &str = "prune-below";
+
+/// The pruning rule of the child: keep every 7th body.
+fn kept(height: u64) -> bool {
+    height.is_multiple_of(7)
+}
 
 fn config(dir: &Path) -> StorageConfig {
     StorageConfig {
@@ -57,6 +70,10 @@ fn child(dir: &str) {
     let store = open(Path::new(dir), &factory);
     let mut out = std::io::stdout().lock();
     writeln!(out, "OPEN {}", store.tip().unwrap().height).unwrap();
+    let prune_below: u64 = std::fs::read_to_string(Path::new(dir).join(PRUNE_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
     let deadline = Instant::now() + CHILD_LIFETIME;
     while Instant::now() < deadline {
         let height = store.tip().unwrap().height + 1;
@@ -70,6 +87,9 @@ fn child(dir: &str) {
         store.apply_finalized(&block, &cert).unwrap();
         writeln!(out, "ACK {height} {}", block.hash().0.to_hex()).unwrap();
         out.flush().unwrap();
+        store
+            .prune_bodies(prune_below, 16, &|header, _| kept(header.height))
+            .unwrap();
     }
 }
 
@@ -110,6 +130,10 @@ struct Verifier {
     known: BTreeMap<u64, String>,
     model: BTreeMap<OutPoint, TxOut>,
     replayed_to: u64,
+    /// The height the running child may prune below.
+    prune_allowed: u64,
+    /// The body floor found at the last check.
+    prune_floor: u64,
 }
 
 impl Verifier {
@@ -119,6 +143,8 @@ impl Verifier {
             known: BTreeMap::new(),
             model: factory.genesis().utxos().into_iter().collect(),
             replayed_to: 0,
+            prune_allowed: 0,
+            prune_floor: 0,
         }
     }
 
@@ -203,9 +229,33 @@ impl Verifier {
             rehashed, state.hash,
             "UTXO set rehashed from scratch vs stored hash state"
         );
+        let floor = store.body_floor().unwrap();
+        assert!(
+            floor <= self.prune_allowed,
+            "body floor {floor} above the {} the child was allowed",
+            self.prune_allowed
+        );
         if full {
             assert_eq!(store.verify_integrity().unwrap().tip, tip);
+            for height in 1..=tip.height {
+                let header = store.header(height).unwrap().unwrap().header;
+                assert_eq!(
+                    Some(&header.hash().0.to_hex()),
+                    self.known.get(&height),
+                    "header {height} differs from the block acknowledged"
+                );
+                let held = store.block(height).unwrap().is_some();
+                assert_eq!(
+                    held,
+                    height >= floor || kept(height),
+                    "body {height} (floor {floor})"
+                );
+            }
         }
+        self.prune_floor = floor;
+        // The next child may prune what this check has replayed.
+        self.prune_allowed = self.replayed_to;
+        std::fs::write(dir.join(PRUNE_FILE), self.prune_allowed.to_string()).unwrap();
         tip.height
     }
 }
@@ -253,6 +303,7 @@ fn sigkill_at_random_points_never_loses_an_acknowledged_block() {
         );
     }
     let blocks = acks;
+    println!("body floor at the end: {}", verifier.prune_floor);
     println!(
         "crash test passed: {iterations} kills, {blocks} blocks acknowledged, {durable_unacked} kills left a \
          durable block not yet acknowledged, {before_open} kills came before the store opened, {} kills left a body appended but not committed (cut at \
