@@ -443,3 +443,62 @@ fn a_gossiped_transaction_whose_input_is_not_final_here_yet_is_held_then_admitte
     assert_eq!(node.engine().stats().orphans_admitted, 1);
     assert!(node.engine().mempool().contains(&child.txid()));
 }
+
+/// Transactions that arrive together are admitted as one signature batch, with the outcome of handling
+/// them one by one: a repeat admitted once, a forged signature refused, garbage penalised, a local
+/// submission answered.
+#[test]
+fn transactions_arriving_together_are_admitted_in_one_batch_as_if_one_by_one() {
+    use timecoin_net::{Channel, Misbehavior};
+    use timecoin_storage::testing::BlockFactory;
+    use timecoin_types::Wire;
+    let factory = BlockFactory::local(4);
+    let (_, genesis, peers) = member_of_four();
+    let coins = genesis.utxos();
+    let a = factory.transfer(&[coins[0]], 2).unwrap();
+    let mut forged = factory.transfer(&[coins[1]], 2).unwrap();
+    // A well-formed signature, over another transaction's input.
+    forged.inputs[0].signature = a.inputs[0].signature;
+    let c = factory.transfer(&[coins[2]], 2).unwrap();
+    let events = || {
+        vec![
+            message(peers[0], Channel::Transactions, a.encode()),
+            message(peers[1], Channel::Transactions, a.encode()),
+            message(peers[2], Channel::Transactions, forged.encode()),
+            message(peers[0], Channel::Transactions, vec![0xff; 40]),
+            Event::Submit {
+                request: 9,
+                tx: c.clone(),
+            },
+        ]
+    };
+    // The node hands relays to its network; what it admitted is what it relays.
+    let outcome = |node: &Node, effects: &[Effect]| {
+        let pool = node.engine().mempool();
+        (
+            pool.contains(&a.txid()),
+            pool.contains(&forged.txid()),
+            pool.contains(&c.txid()),
+            penalties(effects),
+            effects.contains(&Effect::Reply {
+                request: 9,
+                result: Ok(c.txid()),
+            }),
+            node.engine().stats().txs_received,
+            node.engine().stats().txs_admitted,
+        )
+    };
+    let (mut batched, _, _) = member_of_four();
+    let effects = batched.handle_batch(10, events());
+    let together = outcome(&batched, &effects);
+    assert_eq!(
+        together,
+        (true, false, true, vec![Misbehavior::Malformed], true, 5, 2)
+    );
+    let (mut single, _, _) = member_of_four();
+    let mut effects = Vec::new();
+    for event in events() {
+        effects.extend(single.handle(10, event));
+    }
+    assert_eq!(outcome(&single, &effects), together);
+}

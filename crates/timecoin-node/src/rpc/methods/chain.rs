@@ -340,15 +340,39 @@ struct Scan {
     tip: timecoin_storage::ChainTip,
 }
 
-/// One pass over the UTXO set for `address`, from `after`, reading at most `max_scan` entries and
-/// keeping at most `keep` matches.
+/// Scans started again when a block lands mid-scan, before the caller is told to retry.
+const SCAN_ATTEMPTS: usize = 5;
+
+/// [`scan_once`], started again while blocks land mid-scan (a busy chain finalizes several a second,
+/// and a scan of a large set spans pages), so a caller sees one tip's answer or, after
+/// [`SCAN_ATTEMPTS`], an error.
 fn scan(
+    store: &dyn ChainStore,
+    address: Address,
+    after: Option<OutPoint>,
+    keep: usize,
+    max_scan: u64,
+) -> Result<Scan, ErrorObjectOwned> {
+    for _ in 0..SCAN_ATTEMPTS {
+        if let Some(scan) = scan_once(store, address, after, keep, max_scan)? {
+            return Ok(scan);
+        }
+    }
+    Err(rpc_error(
+        codes::MISC,
+        format!("the tip moved during each of {SCAN_ATTEMPTS} scans; try again"),
+    ))
+}
+
+/// One pass over the UTXO set for `address`, from `after`, reading at most `max_scan` entries and
+/// keeping at most `keep` matches; `None` if the tip moved during it.
+fn scan_once(
     store: &dyn ChainStore,
     address: Address,
     mut after: Option<OutPoint>,
     keep: usize,
     max_scan: u64,
-) -> Result<Scan, ErrorObjectOwned> {
+) -> Result<Option<Scan>, ErrorObjectOwned> {
     let mut found = Vec::new();
     let mut scanned = 0u64;
     let mut tip = None;
@@ -356,12 +380,7 @@ fn scan(
         let page = store.utxo_page(after.as_ref(), 0).map_err(store_err)?;
         match tip {
             None => tip = Some(page.tip),
-            Some(t) if t != page.tip => {
-                return Err(rpc_error(
-                    codes::MISC,
-                    "the tip moved during the scan; try again",
-                ));
-            }
+            Some(t) if t != page.tip => return Ok(None),
             Some(_) => {}
         }
         let stop = |found: Vec<(OutPoint, TxOut)>, next: Option<OutPoint>, scanned: u64| Scan {
@@ -372,7 +391,7 @@ fn scan(
         };
         for (outpoint, out) in page.entries.iter().copied() {
             if scanned >= max_scan || found.len() >= keep {
-                return Ok(stop(found, after, scanned));
+                return Ok(Some(stop(found, after, scanned)));
             }
             scanned += 1;
             after = Some(outpoint);
@@ -381,7 +400,7 @@ fn scan(
             }
         }
         match page.next {
-            None => return Ok(stop(found, None, scanned)),
+            None => return Ok(Some(stop(found, None, scanned))),
             Some(next) => after = Some(next),
         }
     }
