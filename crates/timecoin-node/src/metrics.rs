@@ -29,6 +29,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
+use timecoin_net::{Channel, Traffic};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -80,6 +81,13 @@ struct DirectionLabel {
     direction: &'static str,
 }
 
+/// A channel and a direction (`sent`, `received`): both fixed sets, so the label never grows.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelLabel {
+    channel: &'static str,
+    direction: &'static str,
+}
+
 /// Why something was turned away; a fixed set, so the label never grows (and never names a peer).
 const REASONS: [&str; 8] = [
     "malformed",
@@ -119,6 +127,11 @@ pub struct NodeMetrics {
     validator: Gauge,
     up: Gauge,
     batches: Counter,
+    /// Read at each scrape when given ([`NodeMetrics::with_traffic`]).
+    traffic: Option<Arc<Traffic>>,
+    net_messages: Family<ChannelLabel, Counter>,
+    net_bytes: Family<ChannelLabel, Counter>,
+    net_dropped: Family<ChannelLabel, Counter>,
 }
 
 impl std::fmt::Debug for NodeMetrics {
@@ -175,6 +188,10 @@ impl NodeMetrics {
             validator: Gauge::default(),
             up: Gauge::default(),
             batches: Counter::default(),
+            traffic: None,
+            net_messages: Family::default(),
+            net_bytes: Family::default(),
+            net_dropped: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -226,6 +243,21 @@ impl NodeMetrics {
             m.queued_bytes.clone(),
         );
         r.register("net_bans", "Bans held", m.bans.clone());
+        r.register(
+            "net_messages",
+            "Messages by channel: sent to a socket, or arrived (before rate limits and de-duplication)",
+            m.net_messages.clone(),
+        );
+        r.register(
+            "net_bytes",
+            "Message payload bytes by channel (no framing, encryption or TCP overhead)",
+            m.net_bytes.clone(),
+        );
+        r.register(
+            "net_messages_dropped",
+            "Messages dropped by channel: refused by a full peer queue, or arrived over the rate quota",
+            m.net_dropped.clone(),
+        );
         r.register(
             "peer_penalties",
             "Penalties reported against peers",
@@ -289,6 +321,14 @@ impl NodeMetrics {
         NodeMetrics { registry, ..m }
     }
 
+    /// The same registry, also reading `traffic` (a network's counts by channel) at each scrape.
+    pub fn with_traffic(self, traffic: Arc<Traffic>) -> Self {
+        NodeMetrics {
+            traffic: Some(traffic),
+            ..self
+        }
+    }
+
     /// Records one block's finality latency.
     pub fn observe_finality(&self, latency: Duration) {
         self.finality_latency.observe(latency.as_secs_f64());
@@ -326,6 +366,29 @@ impl NodeMetrics {
         self.reason("malformed", stats.malformed);
         self.reason("bad_signature", stats.rejected_signature);
         self.reason("sync_refused", stats.rejected_sync);
+    }
+
+    fn record_traffic(&self, traffic: &Traffic) {
+        for channel in Channel::ALL {
+            let t = traffic.channel(channel);
+            for (direction, messages, bytes, dropped) in [
+                ("sent", t.messages_sent, t.bytes_sent, t.sends_dropped),
+                (
+                    "received",
+                    t.messages_received,
+                    t.bytes_received,
+                    t.receives_dropped,
+                ),
+            ] {
+                let label = ChannelLabel {
+                    channel: channel.name(),
+                    direction,
+                };
+                advance(&self.net_messages.get_or_create(&label), messages);
+                advance(&self.net_bytes.get_or_create(&label), bytes);
+                advance(&self.net_dropped.get_or_create(&label), dropped);
+            }
+        }
     }
 
     fn reason(&self, reason: &'static str, total: u64) {
@@ -381,6 +444,9 @@ impl NodeMetrics {
             );
             set(&self.queued_bytes, c.queued_bytes);
             set(&self.bans, c.bans);
+        }
+        if let Some(traffic) = &self.traffic {
+            self.record_traffic(traffic);
         }
         if let Some(dir) = context.storage_dir.clone() {
             let size = tokio::task::spawn_blocking(move || disk_usage(&dir))
@@ -458,10 +524,21 @@ impl MetricsServer {
     }
 }
 
-/// Starts the metrics server if `config.enabled`; `Ok(None)` when it is off. Must be called inside a
-/// tokio runtime.
+/// Starts the metrics server if `config.enabled`, with a fresh registry; `Ok(None)` when it is off. Must
+/// be called inside a tokio runtime.
 pub async fn start(
     config: &MetricsConfig,
+    node: NodeHandle,
+    context: NodeContext,
+) -> Result<Option<MetricsServer>, NodeError> {
+    start_with(config, NodeMetrics::new(), node, context).await
+}
+
+/// [`start`] with a registry made beforehand: one that reads a network's traffic
+/// ([`NodeMetrics::with_traffic`]).
+pub async fn start_with(
+    config: &MetricsConfig,
+    metrics: NodeMetrics,
     node: NodeHandle,
     context: NodeContext,
 ) -> Result<Option<MetricsServer>, NodeError> {
@@ -480,7 +557,7 @@ pub async fn start(
         .local_addr()
         .map_err(|e| NodeError::Rpc(format!("metrics: no local address: {e}")))?;
     let shared = Arc::new(Shared {
-        metrics: NodeMetrics::new(),
+        metrics,
         node,
         context,
         max_lag: config.ready_max_lag,

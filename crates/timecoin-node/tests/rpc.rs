@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use timecoin_consensus::ValidatorSet;
 use timecoin_crypto::Address;
 use timecoin_net::{NetEvent, PeerId};
-use timecoin_node::metrics::{self, MetricsConfig};
+use timecoin_node::metrics::{self, MetricsConfig, NodeMetrics};
 use timecoin_node::rpc::{self, COOKIE_FILE, NodeContext, RpcConfig, RpcServer, codes};
 use timecoin_node::runner::{self, NodeHandle};
 use timecoin_node::{NodeBuilder, NodeConfig, NodeError};
@@ -877,7 +877,8 @@ async fn two_validators_over_tcp_list_their_peer_and_prove_a_transfer_both_signe
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         ..MetricsConfig::default()
     };
-    let metrics = metrics::start(&metrics_config, nodes[0].0.clone(), context)
+    let registry = NodeMetrics::new().with_traffic(nodes[0].1.traffic());
+    let metrics = metrics::start_with(&metrics_config, registry, nodes[0].0.clone(), context)
         .await
         .unwrap()
         .unwrap();
@@ -911,6 +912,32 @@ async fn two_validators_over_tcp_list_their_peer_and_prove_a_transfer_both_signe
         "{body}"
     );
     assert!(body.contains("timecoin_net_queued_bytes"), "{body}");
+    // Every channel in both directions, at zero or more; both validators signed, so votes went
+    // each way on the consensus channel.
+    for family in [
+        "timecoin_net_messages_total",
+        "timecoin_net_bytes_total",
+        "timecoin_net_messages_dropped_total",
+    ] {
+        for channel in ["consensus", "sync", "transactions", "discovery"] {
+            for direction in ["sent", "received"] {
+                let series =
+                    format!("{family}{{channel=\"{channel}\",direction=\"{direction}\"}} ");
+                assert!(body.contains(&series), "{series} missing from:\n{body}");
+            }
+        }
+    }
+    for direction in ["sent", "received"] {
+        let series = format!(
+            "timecoin_net_messages_total{{channel=\"consensus\",direction=\"{direction}\"}} "
+        );
+        let count: u64 = body
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap();
+        assert!(count > 0, "no consensus messages {direction}");
+    }
 
     metrics.stop().await;
     server.stop().await;
