@@ -183,6 +183,7 @@ async fn serve(
     let config = settings.node_config(&genesis);
     let services_genesis = genesis.clone();
     let registry = services::metrics_registry(&settings, &network);
+    let commit_timer = registry.as_ref().map(|r| r.commit_seconds());
     let build_db = db.clone();
     let build_net = network.clone();
     let built = tokio::task::spawn_blocking(move || {
@@ -194,6 +195,9 @@ async fn serve(
             .network(Arc::new(build_net));
         if let Some(signer) = signer {
             builder = builder.signer(signer);
+        }
+        if let Some(histogram) = commit_timer {
+            builder = builder.commit_timer(histogram);
         }
         builder.build()
     })

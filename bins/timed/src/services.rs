@@ -23,7 +23,8 @@ pub(crate) struct Services {
     stop_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// The metrics registry when `[metrics]` is on, reading `network`'s traffic by channel.
+/// The metrics registry when `[metrics]` is on, reading `network`'s traffic by channel. It is made
+/// before the node, so the node's store can feed its commit timer from the first block.
 pub(crate) fn metrics_registry(settings: &Settings, network: &TcpNetwork) -> Option<NodeMetrics> {
     settings
         .metrics

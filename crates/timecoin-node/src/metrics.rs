@@ -4,7 +4,10 @@
 //! can run in one process). Gauges and counters are read from the engine when `/metrics` is scraped
 //! (one round trip to the engine thread per scrape, plus the network's and the disk's figures); the
 //! finality-latency histogram is fed as blocks are finalized, by a task subscribed to the runner's
-//! finalized-block notices. `docs/RPC.md` lists every metric.
+//! finalized-block notices. The commit-time histogram is fed by a [`TimedStore`] around the engine's
+//! chain store when the node is built with one
+//! ([`NodeBuilder::commit_timer`](crate::NodeBuilder::commit_timer)): the engine reads no clock, so
+//! the time is taken outside it. `docs/RPC.md` lists every metric.
 //!
 //! - `/metrics`: the registry in the OpenMetrics text format.
 //! - `/health`: 200 while the process serves HTTP at all.
@@ -38,6 +41,10 @@ use tracing::{debug, info};
 use crate::rpc::{NodeContext, disk_usage};
 use crate::runner::NodeHandle;
 use crate::{EngineStats, NodeError, NodeStatus, SyncStatus};
+
+mod timed_store;
+
+pub use timed_store::TimedStore;
 
 /// The metrics port when the config names none: two above the peer-to-peer default.
 pub const DEFAULT_METRICS_PORT: u16 = timecoin_net::DEFAULT_PORT + 2;
@@ -132,6 +139,7 @@ pub struct NodeMetrics {
     net_messages: Family<ChannelLabel, Counter>,
     net_bytes: Family<ChannelLabel, Counter>,
     net_dropped: Family<ChannelLabel, Counter>,
+    commit_seconds: Histogram,
 }
 
 impl std::fmt::Debug for NodeMetrics {
@@ -192,6 +200,8 @@ impl NodeMetrics {
             net_messages: Family::default(),
             net_bytes: Family::default(),
             net_dropped: Family::default(),
+            // 100 µs (a small block on a fast disk) to ~13 s (a full block on a disk that stalls).
+            commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -299,6 +309,11 @@ impl NodeMetrics {
             m.disk_bytes.clone(),
         );
         r.register(
+            "storage_commit_seconds",
+            "Time to apply one finalized block durably",
+            m.commit_seconds.clone(),
+        );
+        r.register(
             "sync_syncing",
             "1 while peers report heights above ours",
             m.syncing.clone(),
@@ -327,6 +342,12 @@ impl NodeMetrics {
             traffic: Some(traffic),
             ..self
         }
+    }
+
+    /// The commit-time histogram (seconds), for a [`TimedStore`] to feed. A handle: clones share
+    /// their samples.
+    pub fn commit_seconds(&self) -> Histogram {
+        self.commit_seconds.clone()
     }
 
     /// Records one block's finality latency.
@@ -534,7 +555,8 @@ pub async fn start(
     start_with(config, NodeMetrics::new(), node, context).await
 }
 
-/// [`start`] with a registry made beforehand: one that reads a network's traffic
+/// [`start`] with a registry made beforehand: one whose commit timer the node's store already feeds
+/// ([`NodeMetrics::commit_seconds`]), or that reads a network's traffic
 /// ([`NodeMetrics::with_traffic`]).
 pub async fn start_with(
     config: &MetricsConfig,

@@ -35,20 +35,37 @@ struct TestNode {
     server: Option<RpcServer>,
     dir: tempfile::TempDir,
     rpc: Client,
+    /// The registry whose commit timer the node's store feeds, if it was started with one.
+    metrics: Option<NodeMetrics>,
 }
 
 impl TestNode {
     async fn start(validators: usize) -> TestNode {
-        Self::start_with(validators, |_| {}).await
+        Self::launch(validators, |_| {}, None).await
     }
 
     async fn start_with(validators: usize, tweak: impl FnOnce(&mut RpcConfig)) -> TestNode {
+        Self::launch(validators, tweak, None).await
+    }
+
+    /// A node whose block commits are timed into a registry kept in [`TestNode::metrics`].
+    async fn start_timed(validators: usize) -> TestNode {
+        Self::launch(validators, |_| {}, Some(NodeMetrics::new())).await
+    }
+
+    async fn launch(
+        validators: usize,
+        tweak: impl FnOnce(&mut RpcConfig),
+        metrics: Option<NodeMetrics>,
+    ) -> TestNode {
         let genesis = Genesis::local(validators);
-        let node = NodeBuilder::new(NodeConfig::new(&genesis), genesis.clone())
+        let mut builder = NodeBuilder::new(NodeConfig::new(&genesis), genesis.clone())
             .chain_db(ChainDb::memory(&genesis).unwrap())
-            .signer(Arc::new(Genesis::local_validator_key(0)))
-            .build()
-            .unwrap();
+            .signer(Arc::new(Genesis::local_validator_key(0)));
+        if let Some(metrics) = &metrics {
+            builder = builder.commit_timer(metrics.commit_seconds());
+        }
+        let node = builder.build().unwrap();
         let (events, receiver) = mpsc::channel(16);
         let (handle, thread) =
             runner::spawn(node, receiver, tokio::runtime::Handle::current()).unwrap();
@@ -78,6 +95,7 @@ impl TestNode {
             server: Some(server),
             dir,
             rpc,
+            metrics,
         }
     }
 
@@ -744,7 +762,7 @@ async fn a_configured_user_replaces_the_cookie_and_limits_hold() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_serve_their_names_health_and_readiness() {
-    let node = TestNode::start(1).await;
+    let mut node = TestNode::start_timed(1).await;
     let config = MetricsConfig {
         enabled: true,
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -761,7 +779,8 @@ async fn metrics_serve_their_names_health_and_readiness() {
         .is_none(),
         "off by default"
     );
-    let server = metrics::start(&config, node.handle.clone(), node.context())
+    let registry = node.metrics.take().unwrap();
+    let server = metrics::start_with(&config, registry, node.handle.clone(), node.context())
         .await
         .unwrap()
         .unwrap();
@@ -791,6 +810,9 @@ async fn metrics_serve_their_names_health_and_readiness() {
         "timecoin_mempool_bytes ",
         "timecoin_mempool_evictions_total ",
         "timecoin_storage_disk_bytes ",
+        // The store applied that block, and was timed doing it.
+        "timecoin_storage_commit_seconds_count 1",
+        "timecoin_storage_commit_seconds_bucket{le=\"0.0001\"}",
         "timecoin_sync_syncing 0",
         "timecoin_up 1",
     ] {
