@@ -182,6 +182,8 @@ async fn serve(
 
     let config = settings.node_config(&genesis);
     let services_genesis = genesis.clone();
+    let registry = services::metrics_registry(&settings, &network);
+    let commit_timer = registry.as_ref().map(|r| r.commit_seconds());
     let build_db = db.clone();
     let build_net = network.clone();
     let built = tokio::task::spawn_blocking(move || {
@@ -193,6 +195,9 @@ async fn serve(
             .network(Arc::new(build_net));
         if let Some(signer) = signer {
             builder = builder.signer(signer);
+        }
+        if let Some(histogram) = commit_timer {
+            builder = builder.commit_timer(histogram);
         }
         builder.build()
     })
@@ -210,18 +215,26 @@ async fn serve(
         }
     };
     let bound = Duration::from_secs(settings.shutdown.timeout_secs);
-    let services =
-        match services::start(&settings, &handle, &services_genesis, &network, &trigger).await {
-            Ok(services) => services,
-            Err(e) => {
-                // The engine already runs: take it down in order before reporting why.
-                let stopping = stop_all(None, handle, engine, network, db);
-                if let Err(stop) = tokio::time::timeout(bound, stopping).await {
-                    error!(%stop, "shutdown after a failed start did not finish");
-                }
-                return Err(e);
+    let services = match services::start(
+        &settings,
+        &handle,
+        &services_genesis,
+        &network,
+        &trigger,
+        registry,
+    )
+    .await
+    {
+        Ok(services) => services,
+        Err(e) => {
+            // The engine already runs: take it down in order before reporting why.
+            let stopping = stop_all(None, handle, engine, network, db);
+            if let Err(stop) = tokio::time::timeout(bound, stopping).await {
+                error!(%stop, "shutdown after a failed start did not finish");
             }
-        };
+            return Err(e);
+        }
+    };
     info!(%listen, seeds = settings.p2p.seeds.len(), "node running");
     notify(NotifyState::Ready);
 

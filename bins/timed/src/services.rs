@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use timecoin_net::TcpNetwork;
-use timecoin_node::metrics::{self, MetricsConfig, MetricsServer};
+use timecoin_node::metrics::{self, MetricsConfig, MetricsServer, NodeMetrics};
 use timecoin_node::rpc::{self, NodeContext, RpcConfig, RpcServer};
 use timecoin_node::runner::NodeHandle;
 use timecoin_types::Genesis;
@@ -23,14 +23,25 @@ pub(crate) struct Services {
     stop_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// The metrics registry when `[metrics]` is on, reading `network`'s traffic by channel. It is made
+/// before the node, so the node's store can feed its commit timer from the first block.
+pub(crate) fn metrics_registry(settings: &Settings, network: &TcpNetwork) -> Option<NodeMetrics> {
+    settings
+        .metrics
+        .enabled
+        .then(|| NodeMetrics::new().with_traffic(network.traffic()))
+}
+
 /// Starts what `[rpc]` and `[metrics]` enable, with everything they are handed: the node, its chain,
-/// its network (peer listings) and the shutdown trigger (RPC `stop`).
+/// its network (peer listings), the shutdown trigger (RPC `stop`) and the metrics registry
+/// ([`metrics_registry`]; `None` when `[metrics]` is off).
 pub(crate) async fn start(
     settings: &Settings,
     node: &NodeHandle,
     genesis: &Genesis,
     network: &TcpNetwork,
     shutdown: &ShutdownTrigger,
+    registry: Option<NodeMetrics>,
 ) -> Result<Services> {
     let context = NodeContext {
         genesis: Arc::new(genesis.clone()),
@@ -62,13 +73,13 @@ pub(crate) async fn start(
         }));
         services.rpc = Some(server);
     }
-    if settings.metrics.enabled {
+    if let Some(registry) = registry {
         let config = MetricsConfig {
             enabled: true,
             listen: settings.metrics.listen,
             ..MetricsConfig::default()
         };
-        let server = metrics::start(&config, node.clone(), context)
+        let server = metrics::start_with(&config, registry, node.clone(), context)
             .await
             .with_context(|| format!("starting the metrics endpoint on {}", config.listen))?;
         if let Some(server) = &server {

@@ -14,9 +14,9 @@
 //! [`TcpNetwork`] implements them over TCP: a Noise XX handshake bound to the node's Ed25519 key
 //! ([`handshake`]), length-prefixed frames with per-channel limits ([`frame`]), connection slots counted
 //! with atomics ([`limits`]), per-channel rate limits, bounded priority queues, scores and bans
-//! ([`peers`], [`bans`]), and gossip de-duplication ([`gossip`]). It runs on any [`Transport`], so tests
-//! drive the same session code over a simulated network. The simulator in `timecoin-sim` implements the
-//! boundary over its seeded runtime instead. The engine in `timecoin-node` sees only the boundary, so
+//! ([`peers`], [`bans`]), gossip de-duplication ([`gossip`]), and messages and bytes counted by channel
+//! ([`Traffic`]). It runs on any [`Transport`], so tests drive the same session code over a simulated
+//! network. The simulator in `timecoin-sim` implements the boundary over its seeded runtime instead. The engine in `timecoin-node` sees only the boundary, so
 //! either can be swapped without touching what decides. The wire protocol is in `docs/NETWORK.md`.
 //!
 //! # Examples
@@ -121,12 +121,14 @@ mod loopback_tests;
 mod network;
 pub mod peers;
 mod session;
+mod traffic;
 mod transport;
 
 pub use config::{ChannelRate, DEFAULT_PORT, NetConfig, SeedPeer};
 pub use error::{NetError, PeerError};
 pub use handshake::NodeIdentity;
 pub use network::{BOOK_SAVE_INTERVAL, NetStats, OWN_RECORD_REFRESH, PeerNetwork, TcpNetwork};
+pub use traffic::{ChannelTraffic, Traffic};
 pub use transport::{TcpTransport, Transport};
 
 /// A peer's identity: the node key its transport authenticated during the handshake.
@@ -252,6 +254,16 @@ impl Channel {
         }
     }
 
+    /// Its lower-case name, as logs and metric labels show it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Channel::Consensus => "consensus",
+            Channel::Sync => "sync",
+            Channel::Transactions => "transactions",
+            Channel::Discovery => "discovery",
+        }
+    }
+
     /// Refuses a message longer than [`max_message_bytes`](Self::max_message_bytes).
     pub fn check_len(self, len: usize) -> Result<(), NetError> {
         let max = self.max_message_bytes();
@@ -268,12 +280,7 @@ impl Channel {
 
 impl fmt::Display for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Channel::Consensus => "consensus",
-            Channel::Sync => "sync",
-            Channel::Transactions => "transactions",
-            Channel::Discovery => "discovery",
-        })
+        f.write_str(self.name())
     }
 }
 

@@ -12,7 +12,10 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc::Receiver;
 
 use crate::handshake::{self, Authenticated, NodeIdentity};
-use crate::{Channel, ChannelRate, NetConfig, NetEvent, Network, PeerId, SeedPeer, TcpNetwork};
+use crate::{
+    Channel, ChannelRate, ChannelTraffic, NetConfig, NetEvent, Network, PeerId, SeedPeer,
+    TcpNetwork,
+};
 
 const CHAIN: ChainId = ChainId(7);
 const WAIT: Duration = Duration::from_secs(5);
@@ -272,6 +275,63 @@ async fn transactions_relayed_both_ways_at_once_cost_neither_peer_anything() {
     assert_eq!(a.peers().len(), 1);
 }
 
+/// The counts by channel move by exactly the payloads exchanged, one message per send on each side; a
+/// repeated transaction is counted where it arrives although the engine never sees it.
+#[tokio::test]
+async fn traffic_by_channel_counts_exactly_the_messages_and_bytes_exchanged() {
+    let (a, mut a_events) = node(1, config()).await;
+    let (b, mut b_events) = connected_to(2, &a, 1, &mut a_events).await;
+    for channel in Channel::ENGINE {
+        assert_eq!(a.traffic().channel(channel), ChannelTraffic::default());
+        assert_eq!(b.traffic().channel(channel), ChannelTraffic::default());
+    }
+    for len in [10, 20, 30] {
+        a.send(&id(2), Channel::Consensus, Bytes::from(vec![1u8; len]))
+            .unwrap();
+        assert_eq!(
+            message(&mut b_events, Channel::Consensus).await.1.len(),
+            len
+        );
+    }
+    b.send(&id(1), Channel::Sync, Bytes::from(vec![2u8; 1_000]))
+        .unwrap();
+    message(&mut a_events, Channel::Sync).await;
+    let tx = Bytes::from_static(b"a transaction");
+    a.broadcast(Channel::Transactions, tx.clone()).unwrap();
+    message(&mut b_events, Channel::Transactions).await;
+    a.send(&id(2), Channel::Transactions, tx.clone()).unwrap();
+    eventually("the repeated transaction arrives", || {
+        b.traffic().channel(Channel::Transactions).messages_received == 2
+    })
+    .await;
+    no_message(&mut b_events, Duration::from_millis(200)).await;
+
+    let tx_bytes = 2 * tx.len() as u64;
+    let sent = |messages_sent, bytes_sent| ChannelTraffic {
+        messages_sent,
+        bytes_sent,
+        ..ChannelTraffic::default()
+    };
+    let received = |messages_received, bytes_received| ChannelTraffic {
+        messages_received,
+        bytes_received,
+        ..ChannelTraffic::default()
+    };
+    let (a, b) = (a.traffic(), b.traffic());
+    assert_eq!(a.channel(Channel::Consensus), sent(3, 60));
+    assert_eq!(b.channel(Channel::Consensus), received(3, 60));
+    assert_eq!(b.channel(Channel::Sync), sent(1, 1_000));
+    assert_eq!(a.channel(Channel::Sync), received(1, 1_000));
+    assert_eq!(a.channel(Channel::Transactions), sent(2, tx_bytes));
+    assert_eq!(b.channel(Channel::Transactions), received(2, tx_bytes));
+    // The network's own channel is counted too: each side asked the other for addresses on joining.
+    eventually("discovery is counted", || {
+        a.channel(Channel::Discovery).messages_received > 0
+            && b.channel(Channel::Discovery).messages_received > 0
+    })
+    .await;
+}
+
 /// Drains `events` for `for_how_long`, failing on anything but a transaction.
 async fn no_message_but_transactions(events: &mut Receiver<NetEvent>, for_how_long: Duration) {
     let deadline = tokio::time::Instant::now() + for_how_long;
@@ -445,6 +505,16 @@ async fn a_transaction_flood_is_dropped_scored_and_banned() {
     }
     left(&mut victim_events, id(9)).await;
     assert!(victim.stats().bans >= 1);
+    // Every message dropped over the quota costs a spam point: the ban took this many at least.
+    let dropped = victim
+        .traffic()
+        .channel(Channel::Transactions)
+        .receives_dropped;
+    let to_ban = crate::peers::BAN_SCORE / crate::Misbehavior::Spam.penalty();
+    assert!(
+        dropped >= u64::from(to_ban),
+        "{dropped} dropped over the quota"
+    );
     // At most the burst, plus what refilled meanwhile, reached the engine.
     let mut delivered = 0;
     while let Ok(event) = victim_events.try_recv() {
@@ -529,6 +599,7 @@ async fn a_peer_that_never_reads_fills_only_its_own_queue() {
         matches!(refused, Some(crate::NetError::QueueFull { .. })),
         "{refused:?}"
     );
+    assert_eq!(victim.traffic().channel(Channel::Sync).sends_dropped, 1);
     assert!(victim.stats().queued_bytes <= crate::peers::MAX_QUEUED_BYTES_PER_PEER);
     honest_link_still_works(&victim, &mut honest_events).await;
 }

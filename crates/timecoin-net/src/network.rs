@@ -19,7 +19,9 @@ use crate::handshake::{self, Authenticated, NodeIdentity};
 use crate::limits::{AddressSlot, Direction};
 use crate::peers::{PeerLink, Peers};
 use crate::transport::{TcpTransport, Transport};
-use crate::{Channel, Misbehavior, NetConfig, NetError, NetEvent, Network, PeerError, PeerId};
+use crate::{
+    Channel, Misbehavior, NetConfig, NetError, NetEvent, Network, PeerError, PeerId, Traffic,
+};
 
 /// How often the address book is pruned and saved to its file (it is saved at shutdown too): a crash
 /// loses at most this much of what discovery learned.
@@ -57,6 +59,7 @@ struct Shared<T> {
 }
 
 /// A snapshot of the network's counters, for metrics and for tests that check memory stays bounded.
+/// Messages and bytes by channel are read from [`PeerNetwork::traffic`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NetStats {
     /// Peers that dialed us.
@@ -188,6 +191,12 @@ impl<T: Transport> PeerNetwork<T> {
             queued_bytes: peers.queued_bytes(),
             bans: peers.bans().len(),
         }
+    }
+
+    /// The live counts of messages and bytes by channel, over all peers since the network started. The
+    /// handle stays readable after the network shuts down, and reading it takes no lock.
+    pub fn traffic(&self) -> Arc<Traffic> {
+        Arc::clone(self.shared.peers.traffic())
     }
 
     /// Closes every connection and stops accepting and dialing; saves the address book if it has a
@@ -484,7 +493,7 @@ async fn run_peer<T: Transport>(
         auth.masternode,
         connection,
         peers.link_token(),
-        peers.queue_budget(),
+        peers.link_counters(),
     );
     peers.insert(Arc::clone(&link))?;
     tracing::info!(peer = %id, %addr, ?direction, masternode = auth.masternode.is_some(), "peer joined");

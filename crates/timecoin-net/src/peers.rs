@@ -21,7 +21,7 @@ use crate::addresses::Discovery;
 use crate::bans::{BanList, BanTarget};
 use crate::gossip::{BoundedSet, Digester, KNOWN_PER_PEER, SEEN_TRANSACTIONS};
 use crate::limits::{ConnectionLimits, Direction};
-use crate::{Channel, Misbehavior, NetConfig, NetError, NetEvent, PeerId};
+use crate::{Channel, Misbehavior, NetConfig, NetError, NetEvent, PeerId, Traffic};
 
 /// The score at which a peer is disconnected and banned.
 pub const BAN_SCORE: u32 = 100;
@@ -75,6 +75,8 @@ pub struct PeerLink {
     queued_bytes: AtomicUsize,
     /// Bytes queued to every peer of the network, shared by all links.
     total_queued: Arc<AtomicUsize>,
+    /// The network's messages and bytes by channel, shared by all links.
+    traffic: Arc<Traffic>,
     score: AtomicU32,
     /// Digests this peer is known to hold. Bound: [`KNOWN_PER_PEER`].
     known: Mutex<BoundedSet>,
@@ -88,6 +90,14 @@ impl Drop for PeerLink {
         let left = *self.queued_bytes.get_mut();
         self.total_queued.fetch_sub(left, Ordering::AcqRel);
     }
+}
+
+/// What every link of one network adds to: the bytes queued to all peers (bound:
+/// [`MAX_QUEUED_BYTES_TOTAL`]) and the traffic by channel.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NetworkCounters {
+    queued: Arc<AtomicUsize>,
+    traffic: Arc<Traffic>,
 }
 
 /// The receiving ends of a link's queues, owned by its writer.
@@ -104,7 +114,7 @@ impl PeerLink {
         masternode: Option<PublicKey>,
         connection: u64,
         close: CancellationToken,
-        total_queued: Arc<AtomicUsize>,
+        counters: NetworkCounters,
     ) -> (Arc<Self>, Outbox) {
         let [c, s, t, d] = QUEUE_MESSAGES;
         let (c_tx, c_rx) = mpsc::channel(c);
@@ -119,7 +129,8 @@ impl PeerLink {
             connection,
             queues: [c_tx, s_tx, t_tx, d_tx],
             queued_bytes: AtomicUsize::new(0),
-            total_queued,
+            total_queued: counters.queued,
+            traffic: counters.traffic,
             score: AtomicU32::new(0),
             known: Mutex::new(BoundedSet::new(KNOWN_PER_PEER)),
             close,
@@ -132,8 +143,17 @@ impl PeerLink {
         )
     }
 
-    /// Queues `message` without waiting; a full queue drops it.
+    /// Queues `message` without waiting; a full queue drops it, and the drop is counted by channel
+    /// ([`ChannelTraffic::sends_dropped`](crate::ChannelTraffic::sends_dropped)).
     pub fn enqueue(&self, channel: Channel, message: Bytes) -> Result<(), NetError> {
+        let queued = self.try_enqueue(channel, message);
+        if queued.is_err() {
+            self.traffic.send_dropped(channel);
+        }
+        queued
+    }
+
+    fn try_enqueue(&self, channel: Channel, message: Bytes) -> Result<(), NetError> {
         let full = NetError::QueueFull {
             peer: self.id,
             channel,
@@ -168,6 +188,11 @@ impl PeerLink {
     /// The writer took `len` bytes off the queues.
     pub(crate) fn dequeued(&self, len: usize) {
         self.release(len);
+    }
+
+    /// The network's traffic counters.
+    pub(crate) fn traffic(&self) -> &Traffic {
+        &self.traffic
     }
 
     fn release(&self, len: usize) {
@@ -219,8 +244,8 @@ pub struct Peers {
     shutdown: CancellationToken,
     /// The address book, dial schedule and our own record.
     discovery: Discovery,
-    /// Bytes queued to all peers (bound: [`MAX_QUEUED_BYTES_TOTAL`]), shared with every link.
-    total_queued: Arc<AtomicUsize>,
+    /// Bytes queued to all peers and traffic by channel, shared with every link.
+    counters: NetworkCounters,
 }
 
 impl Peers {
@@ -242,7 +267,7 @@ impl Peers {
             events,
             shutdown: CancellationToken::new(),
             discovery,
-            total_queued: Arc::new(AtomicUsize::new(0)),
+            counters: NetworkCounters::default(),
         })
     }
 
@@ -340,12 +365,17 @@ impl Peers {
 
     /// Bytes queued to all peers.
     pub fn queued_bytes(&self) -> usize {
-        self.total_queued.load(Ordering::Acquire)
+        self.counters.queued.load(Ordering::Acquire)
     }
 
-    /// The shared count a new link adds its queued bytes to.
-    pub(crate) fn queue_budget(&self) -> Arc<AtomicUsize> {
-        Arc::clone(&self.total_queued)
+    /// Messages and bytes by channel, over all peers.
+    pub fn traffic(&self) -> &Arc<Traffic> {
+        &self.counters.traffic
+    }
+
+    /// The shared counters a new link adds to.
+    pub(crate) fn link_counters(&self) -> NetworkCounters {
+        self.counters.clone()
     }
 
     /// Queues `message` to one peer.
@@ -465,7 +495,10 @@ mod tests {
             None,
             u64::from(n),
             CancellationToken::new(),
-            Arc::clone(budget),
+            NetworkCounters {
+                queued: Arc::clone(budget),
+                traffic: Arc::default(),
+            },
         )
     }
 

@@ -102,11 +102,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 Ok(Some(Frame::Keepalive)) => continue,
                 Ok(Some(Frame::Message { channel, bytes })) => (channel, bytes),
             };
+            link.traffic().received(channel, bytes.len());
             if let Some(limiter) = limiters.get(usize::from(channel.priority())) {
                 let mut admitted = true;
                 while let Err(not_until) = limiter.check() {
                     match over_quota(channel) {
                         OverQuota::Drop => {
+                            link.traffic().receive_dropped(channel);
                             peers.penalize(link, Misbehavior::Spam);
                             admitted = false;
                             break;
@@ -160,21 +162,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             }
         };
         if let Some((channel, message)) = first {
-            link.dequeued(message.len());
-            // Checked against the channel's limit when it was queued; a failure here is a bug, not
-            // the peer's doing, so the frame is skipped rather than the session ended.
-            if let Err(e) = encode_message(channel, &message, &mut plain) {
-                tracing::error!(%e, "a queued message no longer fits its channel");
-            }
+            frame(link, channel, &message, &mut plain);
         }
         // Batch: take whatever else is waiting, highest priority first, up to the batch size.
         'batch: while plain.len() < BATCH_BYTES {
             for (channel, queue) in Channel::ALL.into_iter().zip(outbox.queues.iter_mut()) {
                 if let Ok(message) = queue.try_recv() {
-                    link.dequeued(message.len());
-                    if let Err(e) = encode_message(channel, &message, &mut plain) {
-                        tracing::error!(%e, "a queued message no longer fits its channel");
-                    }
+                    frame(link, channel, &message, &mut plain);
                     continue 'batch;
                 }
             }
@@ -193,5 +187,16 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             Ok(Err(e)) => return PeerError::Io(e),
             Ok(Ok(())) => {}
         }
+    }
+}
+
+/// Frames one message the writer took off `link`'s queue, and counts it as sent.
+fn frame(link: &PeerLink, channel: Channel, message: &[u8], plain: &mut BytesMut) {
+    link.dequeued(message.len());
+    // Checked against the channel's limit when it was queued; a failure here is a bug, not the peer's
+    // doing, so the frame is skipped rather than the session ended.
+    match encode_message(channel, message, plain) {
+        Ok(()) => link.traffic().sent(channel, message.len()),
+        Err(e) => tracing::error!(%e, "a queued message no longer fits its channel"),
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use prometheus_client::metrics::histogram::Histogram;
 use timecoin_consensus::Signer;
 use timecoin_crypto::SecretKey;
 use timecoin_mempool::{Clock, Mempool, SystemClock, TxPool};
@@ -11,6 +12,7 @@ use timecoin_types::{Genesis, OutPoint, TxOut, TypesError, UtxoView};
 use tracing::debug;
 
 use crate::engine::{Effect, Engine, Event, Parts};
+use crate::metrics::TimedStore;
 use crate::{NodeConfig, NodeError};
 
 /// A [`ChainStore`] shared with the mempool as its UTXO view: the pool admits against the finalized set.
@@ -41,7 +43,7 @@ impl Network for Disconnected {
 ///
 /// Defaults: the store [`NodeConfig::storage`] names ([`ChainDb`] on sled or memory), a [`TxPool`] over
 /// it on the system clock, a fresh random signing key (an observer: it votes only if the chain makes its
-/// key a masternode) and no network.
+/// key a masternode), no network, and block commits not timed.
 pub struct NodeBuilder {
     config: NodeConfig,
     genesis: Arc<Genesis>,
@@ -50,6 +52,7 @@ pub struct NodeBuilder {
     clock: Option<Arc<dyn Clock>>,
     network: Option<Arc<dyn Network>>,
     signer: Option<Arc<dyn Signer>>,
+    commit_timer: Option<Histogram>,
 }
 
 impl NodeBuilder {
@@ -63,6 +66,7 @@ impl NodeBuilder {
             clock: None,
             network: None,
             signer: None,
+            commit_timer: None,
         }
     }
 
@@ -102,6 +106,15 @@ impl NodeBuilder {
         self
     }
 
+    /// Times each block the engine applies into `histogram` (seconds), through a [`TimedStore`] around
+    /// the chain store; the histogram is usually
+    /// [`NodeMetrics::commit_seconds`](crate::metrics::NodeMetrics::commit_seconds). Without it the
+    /// store is not wrapped, so a node without metrics pays nothing.
+    pub fn commit_timer(mut self, histogram: Histogram) -> Self {
+        self.commit_timer = Some(histogram);
+        self
+    }
+
     /// Opens what was not given and resumes the engine from the stores.
     pub fn build(self) -> Result<Node, NodeError> {
         let NodeBuilder {
@@ -112,6 +125,7 @@ impl NodeBuilder {
             clock,
             network,
             signer,
+            commit_timer,
         } = self;
         let (chain, wal) = match store {
             Some(pair) => pair,
@@ -136,6 +150,11 @@ impl NodeBuilder {
             }
         };
         let signer = signer.unwrap_or_else(|| Arc::new(SecretKey::generate_os()));
+        // Only the engine commits blocks; the mempool's reads go to the store unwrapped.
+        let chain = match commit_timer {
+            Some(histogram) => Arc::new(TimedStore::new(chain, histogram)) as Arc<dyn ChainStore>,
+            None => chain,
+        };
         let engine = Engine::new(Parts {
             config: config.engine.clone(),
             consensus: config.consensus.clone(),

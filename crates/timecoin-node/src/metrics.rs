@@ -4,7 +4,10 @@
 //! can run in one process). Gauges and counters are read from the engine when `/metrics` is scraped
 //! (one round trip to the engine thread per scrape, plus the network's and the disk's figures); the
 //! finality-latency histogram is fed as blocks are finalized, by a task subscribed to the runner's
-//! finalized-block notices. `docs/RPC.md` lists every metric.
+//! finalized-block notices. The commit-time histogram is fed by a [`TimedStore`] around the engine's
+//! chain store when the node is built with one
+//! ([`NodeBuilder::commit_timer`](crate::NodeBuilder::commit_timer)): the engine reads no clock, so
+//! the time is taken outside it. `docs/RPC.md` lists every metric.
 //!
 //! - `/metrics`: the registry in the OpenMetrics text format.
 //! - `/health`: 200 while the process serves HTTP at all.
@@ -29,6 +32,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
+use timecoin_net::{Channel, Traffic};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -37,6 +41,10 @@ use tracing::{debug, info};
 use crate::rpc::{NodeContext, disk_usage};
 use crate::runner::NodeHandle;
 use crate::{EngineStats, NodeError, NodeStatus, SyncStatus};
+
+mod timed_store;
+
+pub use timed_store::TimedStore;
 
 /// The metrics port when the config names none: two above the peer-to-peer default.
 pub const DEFAULT_METRICS_PORT: u16 = timecoin_net::DEFAULT_PORT + 2;
@@ -80,6 +88,13 @@ struct DirectionLabel {
     direction: &'static str,
 }
 
+/// A channel and a direction (`sent`, `received`): both fixed sets, so the label never grows.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelLabel {
+    channel: &'static str,
+    direction: &'static str,
+}
+
 /// Why something was turned away; a fixed set, so the label never grows (and never names a peer).
 const REASONS: [&str; 8] = [
     "malformed",
@@ -119,6 +134,12 @@ pub struct NodeMetrics {
     validator: Gauge,
     up: Gauge,
     batches: Counter,
+    /// Read at each scrape when given ([`NodeMetrics::with_traffic`]).
+    traffic: Option<Arc<Traffic>>,
+    net_messages: Family<ChannelLabel, Counter>,
+    net_bytes: Family<ChannelLabel, Counter>,
+    net_dropped: Family<ChannelLabel, Counter>,
+    commit_seconds: Histogram,
 }
 
 impl std::fmt::Debug for NodeMetrics {
@@ -175,6 +196,12 @@ impl NodeMetrics {
             validator: Gauge::default(),
             up: Gauge::default(),
             batches: Counter::default(),
+            traffic: None,
+            net_messages: Family::default(),
+            net_bytes: Family::default(),
+            net_dropped: Family::default(),
+            // 100 µs (a small block on a fast disk) to ~13 s (a full block on a disk that stalls).
+            commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -227,6 +254,21 @@ impl NodeMetrics {
         );
         r.register("net_bans", "Bans held", m.bans.clone());
         r.register(
+            "net_messages",
+            "Messages by channel: sent to a socket, or arrived (before rate limits and de-duplication)",
+            m.net_messages.clone(),
+        );
+        r.register(
+            "net_bytes",
+            "Message payload bytes by channel (no framing, encryption or TCP overhead)",
+            m.net_bytes.clone(),
+        );
+        r.register(
+            "net_messages_dropped",
+            "Messages dropped by channel: refused by a full peer queue, or arrived over the rate quota",
+            m.net_dropped.clone(),
+        );
+        r.register(
             "peer_penalties",
             "Penalties reported against peers",
             m.penalties.clone(),
@@ -267,6 +309,11 @@ impl NodeMetrics {
             m.disk_bytes.clone(),
         );
         r.register(
+            "storage_commit_seconds",
+            "Time to apply one finalized block durably",
+            m.commit_seconds.clone(),
+        );
+        r.register(
             "sync_syncing",
             "1 while peers report heights above ours",
             m.syncing.clone(),
@@ -287,6 +334,20 @@ impl NodeMetrics {
             let _ = m.rejections.get_or_create(&ReasonLabel { reason });
         }
         NodeMetrics { registry, ..m }
+    }
+
+    /// The same registry, also reading `traffic` (a network's counts by channel) at each scrape.
+    pub fn with_traffic(self, traffic: Arc<Traffic>) -> Self {
+        NodeMetrics {
+            traffic: Some(traffic),
+            ..self
+        }
+    }
+
+    /// The commit-time histogram (seconds), for a [`TimedStore`] to feed. A handle: clones share
+    /// their samples.
+    pub fn commit_seconds(&self) -> Histogram {
+        self.commit_seconds.clone()
     }
 
     /// Records one block's finality latency.
@@ -326,6 +387,29 @@ impl NodeMetrics {
         self.reason("malformed", stats.malformed);
         self.reason("bad_signature", stats.rejected_signature);
         self.reason("sync_refused", stats.rejected_sync);
+    }
+
+    fn record_traffic(&self, traffic: &Traffic) {
+        for channel in Channel::ALL {
+            let t = traffic.channel(channel);
+            for (direction, messages, bytes, dropped) in [
+                ("sent", t.messages_sent, t.bytes_sent, t.sends_dropped),
+                (
+                    "received",
+                    t.messages_received,
+                    t.bytes_received,
+                    t.receives_dropped,
+                ),
+            ] {
+                let label = ChannelLabel {
+                    channel: channel.name(),
+                    direction,
+                };
+                advance(&self.net_messages.get_or_create(&label), messages);
+                advance(&self.net_bytes.get_or_create(&label), bytes);
+                advance(&self.net_dropped.get_or_create(&label), dropped);
+            }
+        }
     }
 
     fn reason(&self, reason: &'static str, total: u64) {
@@ -381,6 +465,9 @@ impl NodeMetrics {
             );
             set(&self.queued_bytes, c.queued_bytes);
             set(&self.bans, c.bans);
+        }
+        if let Some(traffic) = &self.traffic {
+            self.record_traffic(traffic);
         }
         if let Some(dir) = context.storage_dir.clone() {
             let size = tokio::task::spawn_blocking(move || disk_usage(&dir))
@@ -458,10 +545,22 @@ impl MetricsServer {
     }
 }
 
-/// Starts the metrics server if `config.enabled`; `Ok(None)` when it is off. Must be called inside a
-/// tokio runtime.
+/// Starts the metrics server if `config.enabled`, with a fresh registry; `Ok(None)` when it is off. Must
+/// be called inside a tokio runtime.
 pub async fn start(
     config: &MetricsConfig,
+    node: NodeHandle,
+    context: NodeContext,
+) -> Result<Option<MetricsServer>, NodeError> {
+    start_with(config, NodeMetrics::new(), node, context).await
+}
+
+/// [`start`] with a registry made beforehand: one whose commit timer the node's store already feeds
+/// ([`NodeMetrics::commit_seconds`]), or that reads a network's traffic
+/// ([`NodeMetrics::with_traffic`]).
+pub async fn start_with(
+    config: &MetricsConfig,
+    metrics: NodeMetrics,
     node: NodeHandle,
     context: NodeContext,
 ) -> Result<Option<MetricsServer>, NodeError> {
@@ -480,7 +579,7 @@ pub async fn start(
         .local_addr()
         .map_err(|e| NodeError::Rpc(format!("metrics: no local address: {e}")))?;
     let shared = Arc::new(Shared {
-        metrics: NodeMetrics::new(),
+        metrics,
         node,
         context,
         max_lag: config.ready_max_lag,

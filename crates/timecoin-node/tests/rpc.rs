@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use timecoin_consensus::ValidatorSet;
 use timecoin_crypto::Address;
 use timecoin_net::{NetEvent, PeerId};
-use timecoin_node::metrics::{self, MetricsConfig};
+use timecoin_node::metrics::{self, MetricsConfig, NodeMetrics};
 use timecoin_node::rpc::{self, COOKIE_FILE, NodeContext, RpcConfig, RpcServer, codes};
 use timecoin_node::runner::{self, NodeHandle};
 use timecoin_node::{NodeBuilder, NodeConfig, NodeError};
@@ -35,15 +35,17 @@ struct TestNode {
     server: Option<RpcServer>,
     dir: tempfile::TempDir,
     rpc: Client,
+    /// The registry whose commit timer the node's store feeds, if it was started with one.
+    metrics: Option<NodeMetrics>,
 }
 
 impl TestNode {
     async fn start(validators: usize) -> TestNode {
-        Self::start_with(validators, |_| {}).await
+        Self::launch(validators, |_| {}, |_| {}, None).await
     }
 
     async fn start_with(validators: usize, tweak: impl FnOnce(&mut RpcConfig)) -> TestNode {
-        Self::start_configured(validators, |_| {}, tweak).await
+        Self::launch(validators, |_| {}, tweak, None).await
     }
 
     async fn start_configured(
@@ -51,14 +53,30 @@ impl TestNode {
         node_tweak: impl FnOnce(&mut NodeConfig),
         tweak: impl FnOnce(&mut RpcConfig),
     ) -> TestNode {
+        Self::launch(validators, node_tweak, tweak, None).await
+    }
+
+    /// A node whose block commits are timed into a registry kept in [`TestNode::metrics`].
+    async fn start_timed(validators: usize) -> TestNode {
+        Self::launch(validators, |_| {}, |_| {}, Some(NodeMetrics::new())).await
+    }
+
+    async fn launch(
+        validators: usize,
+        node_tweak: impl FnOnce(&mut NodeConfig),
+        tweak: impl FnOnce(&mut RpcConfig),
+        metrics: Option<NodeMetrics>,
+    ) -> TestNode {
         let genesis = Genesis::local(validators);
         let mut node_config = NodeConfig::new(&genesis);
         node_tweak(&mut node_config);
-        let node = NodeBuilder::new(node_config, genesis.clone())
+        let mut builder = NodeBuilder::new(node_config, genesis.clone())
             .chain_db(ChainDb::memory(&genesis).unwrap())
-            .signer(Arc::new(Genesis::local_validator_key(0)))
-            .build()
-            .unwrap();
+            .signer(Arc::new(Genesis::local_validator_key(0)));
+        if let Some(metrics) = &metrics {
+            builder = builder.commit_timer(metrics.commit_seconds());
+        }
+        let node = builder.build().unwrap();
         let (events, receiver) = mpsc::channel(16);
         let (handle, thread) =
             runner::spawn(node, receiver, tokio::runtime::Handle::current()).unwrap();
@@ -88,6 +106,7 @@ impl TestNode {
             server: Some(server),
             dir,
             rpc,
+            metrics,
         }
     }
 
@@ -794,7 +813,7 @@ async fn a_configured_user_replaces_the_cookie_and_limits_hold() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_serve_their_names_health_and_readiness() {
-    let node = TestNode::start(1).await;
+    let mut node = TestNode::start_timed(1).await;
     let config = MetricsConfig {
         enabled: true,
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -811,7 +830,8 @@ async fn metrics_serve_their_names_health_and_readiness() {
         .is_none(),
         "off by default"
     );
-    let server = metrics::start(&config, node.handle.clone(), node.context())
+    let registry = node.metrics.take().unwrap();
+    let server = metrics::start_with(&config, registry, node.handle.clone(), node.context())
         .await
         .unwrap()
         .unwrap();
@@ -841,6 +861,9 @@ async fn metrics_serve_their_names_health_and_readiness() {
         "timecoin_mempool_bytes ",
         "timecoin_mempool_evictions_total ",
         "timecoin_storage_disk_bytes ",
+        // The store applied that block, and was timed doing it.
+        "timecoin_storage_commit_seconds_count 1",
+        "timecoin_storage_commit_seconds_bucket{le=\"0.0001\"}",
         "timecoin_sync_syncing 0",
         "timecoin_up 1",
     ] {
@@ -927,7 +950,8 @@ async fn two_validators_over_tcp_list_their_peer_and_prove_a_transfer_both_signe
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         ..MetricsConfig::default()
     };
-    let metrics = metrics::start(&metrics_config, nodes[0].0.clone(), context)
+    let registry = NodeMetrics::new().with_traffic(nodes[0].1.traffic());
+    let metrics = metrics::start_with(&metrics_config, registry, nodes[0].0.clone(), context)
         .await
         .unwrap()
         .unwrap();
@@ -961,6 +985,32 @@ async fn two_validators_over_tcp_list_their_peer_and_prove_a_transfer_both_signe
         "{body}"
     );
     assert!(body.contains("timecoin_net_queued_bytes"), "{body}");
+    // Every channel in both directions, at zero or more; both validators signed, so votes went
+    // each way on the consensus channel.
+    for family in [
+        "timecoin_net_messages_total",
+        "timecoin_net_bytes_total",
+        "timecoin_net_messages_dropped_total",
+    ] {
+        for channel in ["consensus", "sync", "transactions", "discovery"] {
+            for direction in ["sent", "received"] {
+                let series =
+                    format!("{family}{{channel=\"{channel}\",direction=\"{direction}\"}} ");
+                assert!(body.contains(&series), "{series} missing from:\n{body}");
+            }
+        }
+    }
+    for direction in ["sent", "received"] {
+        let series = format!(
+            "timecoin_net_messages_total{{channel=\"consensus\",direction=\"{direction}\"}} "
+        );
+        let count: u64 = body
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap();
+        assert!(count > 0, "no consensus messages {direction}");
+    }
 
     metrics.stop().await;
     server.stop().await;
