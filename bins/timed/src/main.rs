@@ -136,6 +136,12 @@ impl RunArgs {
     }
 }
 
+/// Under load, glibc's malloc took about a fifth of a node's CPU (allocation-heavy gossip, decoding and
+/// pooling); mimalloc's thread-local free lists cut that (docs/BENCHMARKS.md, "Local testnet under
+/// load").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -760,6 +760,36 @@ async fn calls_without_valid_auth_get_401_and_change_nothing() {
     node.shutdown().await;
 }
 
+/// A batch's calls run together, yet each answer keeps its place: a submission, bad input, a read and
+/// an entry that is no call at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_answers_every_entry_in_the_order_asked() {
+    let node = TestNode::start(1).await;
+    let tx = transfer(&node.genesis, 5);
+    let calls = json!([
+        { "jsonrpc": "2.0", "id": 1, "method": "sendrawtransaction", "params": [hex_of(&tx)] },
+        { "jsonrpc": "2.0", "id": 2, "method": "sendrawtransaction", "params": ["zz"] },
+        { "jsonrpc": "2.0", "id": 3, "method": "getconnectioncount", "params": [] },
+        7,
+        { "jsonrpc": "2.0", "id": 5, "method": "nosuchmethod", "params": [] },
+    ]);
+    let (status, body) = node.rpc.post(&calls.to_string()).await;
+    assert_eq!(status, 200);
+    let answers: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(answers.len(), 5, "{body}");
+    assert_eq!(answers[0]["id"], json!(1));
+    assert_eq!(answers[0]["result"], json!(tx.txid().to_string()));
+    assert_eq!(answers[1]["id"], json!(2));
+    assert_eq!(answers[1]["error"]["code"], json!(-22));
+    assert_eq!(answers[2]["id"], json!(3));
+    assert_eq!(answers[2]["result"], json!(0));
+    assert_eq!(answers[3]["id"], Value::Null);
+    assert_eq!(answers[3]["error"]["code"], json!(-32600));
+    assert_eq!(answers[4]["id"], json!(5));
+    assert_eq!(answers[4]["error"]["code"], json!(-32601));
+    node.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configured_user_replaces_the_cookie_and_limits_hold() {
     let node = TestNode::start_with(1, |c| {

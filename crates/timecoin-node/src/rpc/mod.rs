@@ -24,6 +24,7 @@
 //! ```
 
 mod auth;
+mod batch;
 mod errors;
 mod methods;
 mod params;
@@ -406,9 +407,13 @@ pub async fn start(
         .http_only()
         .build();
     let middleware = tower::ServiceBuilder::new().layer(auth::AuthLayer::new(credentials));
+    let max_response = config.max_response_bytes;
+    let rpc_middleware = jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new()
+        .layer_fn(move |service| batch::ConcurrentBatch::new(service, max_response));
     let server = Server::builder()
         .set_config(server_config)
         .set_http_middleware(middleware)
+        .set_rpc_middleware(rpc_middleware)
         .build(config.listen)
         .await
         .map_err(|e| NodeError::Rpc(format!("cannot listen on {}: {e}", config.listen)))?;
