@@ -531,24 +531,33 @@ impl<E: KvEngine> ChainDb<E> {
         let certificate = if height == 0 {
             None
         } else {
-            let key = record::height_key(record::CERTIFICATE, height);
-            let value = self
-                .engine
-                .get(&key)?
-                .ok_or_else(|| StorageError::Corruption {
-                    what: "certificate",
-                    detail: format!("block {height} has no certificate"),
-                })?;
-            let cert = record::open_certificate(&key, &value)?;
-            if cert.block_hash != block.hash() {
-                return Err(StorageError::Corruption {
-                    what: "certificate",
-                    detail: format!("certificate at height {height} is for another block"),
-                });
-            }
-            Some(cert)
+            Some(self.certificate_of(height, &block.hash())?)
         };
         Ok(Some(StoredBlock { block, certificate }))
+    }
+
+    /// The certificate stored for `height`, checked to name the block `hash`; its absence is damage.
+    fn certificate_of(
+        &self,
+        height: Height,
+        hash: &BlockHash,
+    ) -> Result<CommitCertificate, StorageError> {
+        let key = record::height_key(record::CERTIFICATE, height);
+        let value = self
+            .engine
+            .get(&key)?
+            .ok_or_else(|| StorageError::Corruption {
+                what: "certificate",
+                detail: format!("block {height} has no certificate"),
+            })?;
+        let cert = record::open_certificate(&key, &value)?;
+        if cert.block_hash != *hash {
+            return Err(StorageError::Corruption {
+                what: "certificate",
+                detail: format!("certificate at height {height} is for another block"),
+            });
+        }
+        Ok(cert)
     }
 
     /// The header at `height` from its body or, where the body was pruned, from the header kept for it,
@@ -571,23 +580,8 @@ impl<E: KvEngine> ChainDb<E> {
                 detail: format!("stored at height {height}, says {}", header.height),
             });
         }
-        // Genesis is never pruned (the floor starts above it only once a block follows), but a
-        // header without a certificate must not pass for a certified one either way.
-        let key = record::height_key(record::CERTIFICATE, height);
-        let value = self
-            .engine
-            .get(&key)?
-            .ok_or_else(|| StorageError::Corruption {
-                what: "certificate",
-                detail: format!("pruned block {height} has no certificate"),
-            })?;
-        let cert = record::open_certificate(&key, &value)?;
-        if cert.block_hash != header.hash() {
-            return Err(StorageError::Corruption {
-                what: "certificate",
-                detail: format!("certificate at height {height} is for another block"),
-            });
-        }
+        // Genesis is never pruned, so a pruned header always has a certificate to check it by.
+        let cert = self.certificate_of(height, &header.hash())?;
         Ok(Some(StoredHeader {
             header,
             certificate: Some(cert),
