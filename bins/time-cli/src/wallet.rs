@@ -89,7 +89,8 @@ pub fn parse_txid(text: &str) -> Result<TxId> {
         .map_err(|_| Failure::Usage.wrap(format!("txid `{text}` is not 64 hex characters")))
 }
 
-/// Every finalized coin of `address` the node lists, up to [`MAX_LISTED_COINS`].
+/// Every finalized coin of `address` the node lists and no pooled transaction spends yet, up to
+/// [`MAX_LISTED_COINS`].
 pub fn list_coins(rpc: &RpcClient, address: &str) -> Result<Vec<Coin>> {
     let mut coins = Vec::new();
     let mut after: Option<String> = None;
@@ -104,6 +105,10 @@ pub fn list_coins(rpc: &RpcClient, address: &str) -> Result<Vec<Coin>> {
             .map(Vec::as_slice)
             .unwrap_or_default()
         {
+            // Already spent by a transaction in the node's pool: paying with it again would conflict.
+            if !at(utxo, "pending_spend").is_null() {
+                continue;
+            }
             let txid = at(utxo, "txid")
                 .as_str()
                 .and_then(|t| Hash::from_hex(t).ok())

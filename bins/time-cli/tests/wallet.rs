@@ -349,3 +349,23 @@ fn a_batch_answers_each_call_in_order_and_a_refusal_stays_with_its_call() {
     assert!(client.batch("getblockhash", &many).is_err());
     node.stop();
 }
+
+/// A coin that a pooled payment already spends is left out of the next one: with nothing final, a
+/// second payment finds no funds rather than signing a conflicting spend.
+#[test]
+fn a_coin_spent_by_a_pooled_payment_is_not_chosen_again() {
+    let node = TestNode::start_in_set_of(2);
+    let key = node.funded_key();
+    let key = key.to_str().unwrap();
+    let to = node.funded_address();
+    let first = node.cli(&["send", "--from", key, &to, "1"]);
+    assert_exit(&first, 0);
+    let second = node.cli(&["send", "--from", key, &to, "1"]);
+    assert_exit(&second, 1);
+    assert!(
+        stderr(&second).contains("insufficient funds"),
+        "{}",
+        stderr(&second)
+    );
+    node.stop();
+}

@@ -56,7 +56,7 @@
 
 use std::sync::Arc;
 
-use timecoin_types::{Block, Transaction, TxId};
+use timecoin_types::{Block, OutPoint, Transaction, TxId};
 
 mod clock;
 mod config;
@@ -112,6 +112,13 @@ pub trait Mempool: Send + Sync {
 
     /// Whether `txid` is pooled.
     fn contains(&self, txid: &TxId) -> bool;
+
+    /// The pooled transaction that spends `outpoint`, if any, so a wallet can leave a coin that is
+    /// already being spent out of its next payment. The default knows of none.
+    fn spender(&self, outpoint: &OutPoint) -> Option<TxId> {
+        let _ = outpoint;
+        None
+    }
 
     /// The pooled transaction `txid`.
     fn get(&self, txid: &TxId) -> Option<Arc<Transaction>>;

@@ -637,6 +637,10 @@ impl<V: UtxoView + Send + Sync> Mempool for TxPool<V> {
         self.txs.contains_key(txid)
     }
 
+    fn spender(&self, outpoint: &OutPoint) -> Option<TxId> {
+        self.lock_owner(outpoint)
+    }
+
     fn get(&self, txid: &TxId) -> Option<Arc<Transaction>> {
         self.txs.get(txid).map(|e| Arc::clone(&e.tx))
     }

@@ -582,6 +582,18 @@ async fn a_pooled_transfer_shows_in_the_mempool_methods() {
     );
     let tested = rpc.ok("testmempoolaccept", json!([[hex_of(&tx)]])).await;
     assert_eq!(tested[0]["reject-reason"], json!("txn-already-in-mempool"));
+    // The payer's coin is still final and unspent, and names the pooled transaction spending it.
+    let (coin, out) = node.genesis.utxos()[0];
+    let payer = address_text(&node.genesis, &out.address);
+    let listed = rpc.ok("listunspent", json!([payer])).await;
+    let entry = listed["utxos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["txid"] == json!(coin.txid.to_string()) && u["vout"] == json!(coin.vout))
+        .cloned()
+        .unwrap();
+    assert_eq!(entry["pending_spend"], json!(txid), "{listed}");
     let waited = rpc.ok("waitfortx", json!([txid, 0.3])).await;
     assert_eq!(waited["final"], json!(false));
     assert_eq!(waited["inmempool"], json!(true));

@@ -38,12 +38,17 @@ pub struct TestNode {
 
 impl TestNode {
     pub fn start() -> TestNode {
+        Self::start_in_set_of(1)
+    }
+
+    /// Validator 0 of a set of `validators`: with more than one, nothing it pools becomes final.
+    pub fn start_in_set_of(validators: usize) -> TestNode {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let genesis = Genesis::local(1);
+        let genesis = Genesis::local(validators);
         let dir = tempfile::tempdir().unwrap();
         let (handle, thread, events, server) = runtime.block_on(async {
             let node = NodeBuilder::new(NodeConfig::new(&genesis), genesis.clone())

@@ -457,6 +457,7 @@ pub(super) async fn listunspent(params: Params<'static>, state: State) -> RpcRes
         .transpose()?;
     let max_scan = state.config.max_scan;
     let state2 = state.clone();
+    let mempool = std::sync::Arc::clone(&state.mempool);
     with_store(&state, move |store| {
         let Scan {
             found,
@@ -465,11 +466,14 @@ pub(super) async fn listunspent(params: Params<'static>, state: State) -> RpcRes
             tip,
         } = scan(store, address, after, limit as usize, max_scan)?;
         Ok(json!({
+            // A coin a pooled transaction already spends is listed (it is final and unspent) and
+            // names that transaction, so a wallet leaves it out of its next payment.
             "utxos": found.iter().map(|(op, out)| json!({
                 "txid": op.txid.to_string(),
                 "vout": op.vout,
                 "value": amount_json(out.amount),
                 "value_sat": out.amount.as_sat(),
+                "pending_spend": mempool.spender(op).map(|t| t.to_string()),
             })).collect::<Vec<_>>(),
             "next": next.map(|n| n.to_string()),
             "scanned": scanned,
