@@ -686,12 +686,21 @@ pub(crate) fn read_block<E: KvEngine>(
         return Ok(None);
     };
     let body = record::open_body_ref(&key, &value)?;
+    read_body(engine, height, body).map(Some)
+}
+
+/// Block `height`'s body from where its reference says it lies in the log.
+pub(crate) fn read_body<E: KvEngine>(
+    engine: &E,
+    height: Height,
+    body: record::BodyRef,
+) -> Result<Block, StorageError> {
     let len = usize::try_from(body.len).map_err(|_| StorageError::Corruption {
         what: "block reference",
         detail: format!("length {} does not fit in memory", body.len),
     })?;
     let bytes = engine.read_log(body.offset, len)?;
-    record::open_block_body(height, &bytes).map(Some)
+    record::open_block_body(height, &bytes)
 }
 
 /// The multiset hash and count of every output on disk, rebuilt from scratch a chunk at a time.

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use timecoin_types::{BlockHeader, Height};
 use tracing::debug;
 
-use crate::chain::{ChainDb, read_block};
+use crate::chain::{ChainDb, read_body};
 use crate::engine::{KvEngine, WriteBatch};
 use crate::record::{self, BodyRef, MAX_DISCARD_RANGES};
 use crate::{BlockStore, PruneReport, StorageError};
@@ -46,15 +46,14 @@ pub(crate) fn prune<E: KvEngine>(
     let mut ranges: Vec<BodyRef> = Vec::new();
     for height in floor..end {
         let key = record::height_key(record::BLOCK, height);
-        let value = match db.engine.get(&key)? {
-            Some(value) => value,
-            // Kept by an earlier round that crashed before raising the floor? No: the floor and the
-            // deletions commit together. A missing body above the floor is damage.
-            None => return Err(missing("body", height)),
-        };
+        // The floor and the deletions below it commit together, so a body missing above the floor is
+        // damage, never a half-done round.
+        let value = db
+            .engine
+            .get(&key)?
+            .ok_or_else(|| missing("body", height))?;
         let body = record::open_body_ref(&key, &value)?;
-        let block = read_block(&db.engine, height)?.ok_or_else(|| missing("body", height))?;
-        let header = block.header;
+        let header = read_body(&db.engine, height, body)?.header;
         // Genesis has no certificate to stand in for its body, and every chain's store holds it.
         if height == 0 || keep(&header, parent.as_ref()) {
             report.kept += 1;

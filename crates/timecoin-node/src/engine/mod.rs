@@ -268,8 +268,9 @@ pub struct Engine {
     /// block that creates it is final elsewhere but not applied here. The network delivers a
     /// transaction to the engine once, so without this a leader that was one block behind when the
     /// gossip arrived would never propose it. Retried after each finalized block, for
-    /// [`ORPHAN_HEIGHTS`] blocks; at most [`MAX_ORPHANS`].
-    orphans: std::collections::VecDeque<(Height, Transaction, Bytes)>,
+    /// [`ORPHAN_HEIGHTS`] blocks; at most [`MAX_ORPHANS`]. Kept as the bytes that were gossiped (and
+    /// are relayed on admission), decoded again at each retry.
+    orphans: std::collections::VecDeque<(Height, Bytes)>,
     offenders: Vec<PublicKey>,
     failure: Option<String>,
     stats: EngineStats,
@@ -689,9 +690,9 @@ impl Engine {
     }
 
     /// Deletes bodies older than the retention, a round of at most [`PRUNE_ROUND`] once that many (or
-    /// half the retention, if less) are due, so the cost is spread over blocks rather than paid in one long stall. A body is kept where
-    /// the header's schedule hash differs from its parent's: state sync serves it with the header, and a
-    /// walker needs it to follow the validator set.
+    /// half the retention, if less) are due, so the cost is spread over blocks rather than paid in one
+    /// long stall. A body is kept where the header's schedule hash differs from its parent's: state
+    /// sync serves it with the header, and a walker needs it to follow the validator set.
     fn prune_bodies(&mut self, tip: Height) {
         let keep = self.config.prune_keep_blocks;
         if keep == 0 {
@@ -715,15 +716,10 @@ impl Engine {
                 parent.is_none_or(|p| p.validators_hash != header.validators_hash)
             };
         match self.store.prune_bodies(below, PRUNE_ROUND, &schedule_moved) {
+            // The store logs each round.
             Ok(report) => {
                 self.stats.pruned_bodies += report.pruned;
                 self.stats.pruned_bytes += report.bytes;
-                debug!(
-                    pruned = report.pruned,
-                    kept = report.kept,
-                    floor = report.floor,
-                    "pruned block bodies"
-                );
             }
             // The bodies stay; the next block tries again. A store that can no longer write halts
             // itself, and the next apply reports that.
@@ -805,21 +801,21 @@ impl Engine {
         let mut repeats = Vec::new();
         let mut seen = std::collections::HashSet::with_capacity(run.len());
         for event in run {
-            self.stats.txs_received += 1;
             let (origin, tx, bytes) = match event {
                 Event::Net(NetEvent::Message { from, bytes, .. }) => {
+                    self.stats.txs_received += 1;
                     match self.decode_transaction(Some(from), &bytes) {
                         Ok(tx) => (Origin::Peer(from), tx, bytes),
                         Err(_) => continue,
                     }
                 }
                 Event::Submit { request, tx } => {
+                    self.stats.txs_received += 1;
                     let bytes = Bytes::from(tx.encode());
                     (Origin::Local(request), tx, bytes)
                 }
                 // Runs hold transactions only (`is_transaction`).
                 other => {
-                    self.stats.txs_received -= 1;
                     self.on_event(other, None);
                     continue;
                 }
@@ -884,13 +880,10 @@ impl Engine {
                 txid,
                 source: TypesError::MissingInput { .. },
             }) if from.is_some() => {
-                // It decoded once; the bytes are the same.
-                if let Ok(tx) = crate::wire::decode_transaction(&bytes) {
-                    if self.orphans.len() >= MAX_ORPHANS {
-                        self.orphans.pop_front();
-                    }
-                    self.orphans.push_back((self.tip.0, tx, bytes));
+                if self.orphans.len() >= MAX_ORPHANS {
+                    self.orphans.pop_front();
                 }
+                self.orphans.push_back((self.tip.0, bytes));
                 Err(NodeError::Refused(format!(
                     "transaction {txid} spends an output not final here yet; held for {ORPHAN_HEIGHTS} blocks"
                 )))
@@ -903,17 +896,24 @@ impl Engine {
     /// long or refused for another reason.
     fn retry_orphans(&mut self) {
         let tip = self.tip.0;
-        for (held_at, tx, bytes) in std::mem::take(&mut self.orphans) {
+        for (held_at, bytes) in std::mem::take(&mut self.orphans) {
             if tip.saturating_sub(held_at) > ORPHAN_HEIGHTS {
                 continue;
             }
-            match self.admit(tx.clone(), bytes.clone()) {
-                Ok(_) => self.stats.orphans_admitted += 1,
-                Err(NodeError::Mempool(MempoolError::Invalid {
+            // It decoded when it arrived; the bytes have not changed.
+            let Ok(tx) = crate::wire::decode_transaction(&bytes) else {
+                continue;
+            };
+            match self.mempool.insert(tx) {
+                Err(MempoolError::Invalid {
                     source: TypesError::MissingInput { .. },
                     ..
-                })) => self.orphans.push_back((held_at, tx, bytes)),
-                Err(_) => {}
+                }) => self.orphans.push_back((held_at, bytes)),
+                result => {
+                    if self.settle(None, bytes, result).is_ok() {
+                        self.stats.orphans_admitted += 1;
+                    }
+                }
             }
         }
     }

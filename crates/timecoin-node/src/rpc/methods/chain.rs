@@ -239,17 +239,20 @@ pub(super) async fn getblockheader(params: Params<'static>, state: State) -> Rpc
     let verbose = args.optional::<bool>(1, "verbose")?.unwrap_or(true);
     with_store(&state, move |store| {
         let height = height_of_block(store, &hash)?;
-        let header = store
-            .header(height)
-            .map_err(store_err)?
-            .ok_or_else(|| rpc_error(codes::NOT_FOUND, "Block not found"))?
-            .header;
+        // The body when it is held (for `nTx`), else the header kept for a pruned block.
+        let (header, ntx) = match store.block(height).map_err(store_err)? {
+            Some(stored) => (stored.block.header, Some(stored.block.transactions.len())),
+            None => (
+                store
+                    .header(height)
+                    .map_err(store_err)?
+                    .ok_or_else(|| rpc_error(codes::NOT_FOUND, "Block not found"))?
+                    .header,
+                None,
+            ),
+        };
         let tip = store.tip().map_err(store_err)?.height;
         let next = next_hash(store, height, tip)?;
-        let ntx = store
-            .block(height)
-            .map_err(store_err)?
-            .map(|b| b.block.transactions.len());
         if verbose {
             Ok(header_json(&header, tip, next, ntx))
         } else {
